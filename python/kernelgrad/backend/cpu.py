@@ -1,0 +1,191 @@
+"""CPU backend: NumPy arrays. NumPy does elementwise, reduction and shape work; the C++ kernels in
+`kernelgrad._C` do the named kernels (matmul here; convolution, pooling, ... in later files).
+
+Every backend module provides the names in `__all__` with these semantics (NumPy's), so ops can be
+written once for every device.
+"""
+import numpy as np
+
+from .. import _C
+
+__all__ = [
+    # creation and conversion
+    "asarray", "empty", "zeros", "full", "arange", "linspace", "eye", "to_numpy", "from_numpy",
+    # elementwise
+    "add", "subtract", "multiply", "divide", "floor_divide", "trunc_divide", "remainder", "power", "negative",
+    "exp", "log", "log1p", "sqrt", "abs", "sign", "sin", "cos", "tanh", "maximum", "minimum",
+    "where", "clip", "equal", "not_equal", "less", "less_equal", "greater", "greater_equal",
+    "logical_not", "logical_and", "logical_or", "isfinite", "isnan", "sigmoid", "rsqrt",
+    # reductions
+    "sum", "prod", "amax", "amin", "argmax", "argmin", "all", "any", "cumprod",
+    # shape and memory
+    "reshape", "transpose", "broadcast_to", "concatenate", "tril", "triu", "copy", "ascontiguous",
+    "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
+    # kernels
+    "matmul",
+    # random
+    "uniform", "normal", "integers", "permutation",
+]
+
+# --- creation and conversion
+asarray = np.asarray
+empty = np.empty
+zeros = np.zeros
+full = np.full
+arange = np.arange
+linspace = np.linspace
+eye = np.eye
+
+
+def to_numpy(a):
+    return a
+
+
+def from_numpy(a):
+    return a
+
+
+# --- elementwise (NumPy ufuncs keep the dtype of their inputs)
+add = np.add
+subtract = np.subtract
+multiply = np.multiply
+divide = np.divide
+floor_divide = np.floor_divide
+remainder = np.remainder
+
+
+def trunc_divide(a, b):
+    q = np.trunc(np.true_divide(a, b))
+    return q.astype(np.result_type(a, b), copy=False)
+
+power = np.power
+negative = np.negative
+exp = np.exp
+log = np.log
+log1p = np.log1p
+sqrt = np.sqrt
+abs = np.abs
+sign = np.sign
+sin = np.sin
+cos = np.cos
+tanh = np.tanh
+maximum = np.maximum
+minimum = np.minimum
+where = np.where
+clip = np.clip
+equal = np.equal
+not_equal = np.not_equal
+less = np.less
+less_equal = np.less_equal
+greater = np.greater
+greater_equal = np.greater_equal
+logical_not = np.logical_not
+logical_and = np.logical_and
+logical_or = np.logical_or
+isfinite = np.isfinite
+isnan = np.isnan
+
+
+def sigmoid(x):
+    # 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: no overflow either side
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+
+
+def rsqrt(x):
+    return 1 / np.sqrt(x)
+
+
+# --- reductions (axis: None, int or tuple)
+sum = np.sum
+prod = np.prod
+amax = np.amax
+amin = np.amin
+argmax = np.argmax
+argmin = np.argmin
+all = np.all
+any = np.any
+cumprod = np.cumprod
+
+# --- shape and memory
+reshape = np.reshape
+transpose = np.transpose
+broadcast_to = np.broadcast_to
+concatenate = np.concatenate
+tril = np.tril
+triu = np.triu
+
+
+def copy(a):
+    return np.array(a, copy=True, order="C")
+
+
+def ascontiguous(a):
+    return np.ascontiguousarray(a)
+
+
+def astype(a, npdtype):
+    return a.astype(npdtype, copy=False)
+
+
+may_share_memory = np.may_share_memory
+
+
+def getitem(a, index):
+    return a[index]
+
+
+def setitem(a, index, value):
+    a[index] = value
+
+
+def index_add(a, index, value):
+    """a[index] += value, accumulating where an advanced index repeats."""
+    np.add.at(a, index, value)
+
+
+def _along(index, axis):
+    idx = list(np.indices(index.shape, sparse=True))
+    idx[axis] = index
+    return tuple(idx)
+
+
+def gather(a, axis, index):
+    """out[i, j, ...] = a[..., index[i, j, ...], ...] along `axis`; index may be smaller than `a`
+    in the other dims."""
+    return a[_along(index, axis)]
+
+
+def scatter_add(a, axis, index, src):
+    """a[..., index[i, j, ...], ...] += src[i, j, ...] along `axis` (index and src have one shape)."""
+    src = src[tuple(slice(0, n) for n in index.shape)]
+    np.add.at(a, _along(index, axis), src)
+
+
+# --- kernels
+def matmul(a, b):
+    """(..., M, K) @ (..., K, N) -> (..., M, N); batch dims broadcast (as views, no copies)."""
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    return _C.matmul(a, b)
+
+
+# --- random: `gen` is a numpy.random.Generator owned by a kg.Generator
+def uniform(gen, shape, npdtype):
+    return gen.random(shape, dtype=np.float64).astype(npdtype, copy=False) if npdtype != np.float32 \
+        else gen.random(shape, dtype=np.float32)
+
+
+def normal(gen, shape, npdtype):
+    if npdtype == np.float32:
+        return gen.standard_normal(shape, dtype=np.float32)
+    return gen.standard_normal(shape).astype(npdtype, copy=False)
+
+
+def integers(gen, low, high, shape):
+    return gen.integers(low, high, size=shape, dtype=np.int64)
+
+
+def permutation(gen, n):
+    return gen.permutation(n).astype(np.int64)
