@@ -474,9 +474,11 @@ class Tensor:
         v = fn(base)
         self._set_grad_fn(v.grad_fn, v._output_nr)
 
-    def _binary_inplace(self, cls, other, what):
+    def _binary_inplace(self, cls, other, what, true_div=False):
         self._check_inplace()
-        a, b = _operands(self, other, what)
+        a, b = _operands(self, other, what, true_div)
+        if a is self and b._requires_grad and is_grad_enabled():
+            a = self.clone()  # d/d other may need self's value from before the write
         return self._inplace(cls.apply(a, b), what)
 
     def __iadd__(self, other):
@@ -489,9 +491,7 @@ class Tensor:
         return self._binary_inplace(E.Mul, other, "mul_")
 
     def __itruediv__(self, other):
-        self._check_inplace()
-        a, b = _operands(self, other, "div_", true_div=True)
-        return self._inplace(E.Div.apply(a, b), "div_")
+        return self._binary_inplace(E.Div, other, "div_", true_div=True)
 
     def add_(self, other, alpha=1):
         return self.__iadd__(other if alpha == 1 else other * alpha)
@@ -738,7 +738,9 @@ class Tensor:
         return self._float_unary(E.Sigmoid)
 
     def abs(self):
-        return E.Abs.apply(self) if self._dtype != D.bool_ else self
+        if self._dtype == D.bool_:
+            raise TypeError("abs: not implemented for bool tensors")
+        return E.Abs.apply(self)
 
     def sign(self):
         return E.Sign.apply(self)

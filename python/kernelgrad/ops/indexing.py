@@ -80,7 +80,7 @@ class ScatterAdd(Function):
 
     @staticmethod
     def forward(ctx, a, dim, index, src):
-        ctx.dim = dim
+        ctx.meta = (dim, src.shape)
         ctx.save_for_backward(index)
         B = xp(a)
         out = B.copy(a._data)
@@ -90,5 +90,11 @@ class ScatterAdd(Function):
     @staticmethod
     def backward(ctx, g):
         (index,) = ctx.saved_tensors
+        dim, src_shape = ctx.meta
         n = ctx.needs_input_grad
-        return (g if n[0] else None), None, None, (g.gather(ctx.dim, index) if n[3] else None)
+        gsrc = None
+        if n[3]:
+            gsrc = g.gather(dim, index)
+            if gsrc.shape != src_shape:  # src elements beyond index's extent were not used
+                gsrc = IndexAdd.apply(gsrc, src_shape, tuple(slice(0, k) for k in index.shape))
+        return (g if n[0] else None), None, None, gsrc
