@@ -71,6 +71,8 @@ def as_dtype(d, what="dtype"):
         return int64
     if d is bool:
         return bool_
+    if isinstance(d, str):
+        raise TypeError(f"{what}: expected a kernelgrad dtype such as kg.float32, got the string {d!r}")
     try:
         return from_numpy_dtype(np.dtype(d), what)
     except TypeError:

@@ -60,6 +60,8 @@ def _to_numpy(data, dtype):
     if isinstance(data, (np.generic, numbers.Number)):
         if isinstance(data, complex):
             raise TypeError("tensor: complex numbers are not supported")
+        if isinstance(data, int) and not -2**63 <= data < 2**63:
+            raise OverflowError(f"tensor: value {data} does not fit in int64")
         arr = np.asarray(data)
         if dtype is None and arr.dtype.kind == "f" and not isinstance(data, np.generic):
             arr = arr.astype(D.get_default_dtype().np)
@@ -71,6 +73,10 @@ def _to_numpy(data, dtype):
             arr = np.array(data)
         except ValueError as e:
             raise ValueError(f"tensor: expected a regular (rectangular) nested sequence: {e}") from None
+        if arr.dtype.kind == "u" and arr.size and arr.max() > np.iinfo(np.int64).max:
+            raise OverflowError(f"tensor: value {int(arr.max())} does not fit in int64")
+        if arr.dtype == object and any(isinstance(v, int) and not isinstance(v, bool) for v in np.ravel(arr)):
+            raise OverflowError("tensor: an integer value does not fit in int64")
         if arr.dtype == object or arr.dtype.kind in "USc":
             raise TypeError(f"tensor: could not infer a numeric dtype from {type(data).__name__} data")
         if dtype is None and arr.dtype.kind == "f":

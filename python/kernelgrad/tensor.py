@@ -1278,6 +1278,8 @@ def _index(index, t):
             out.append(i)
         else:
             raise TypeError(f"invalid index of type {type(i).__name__}")
+    if not any(i is Ellipsis for i in out):
+        out.append(Ellipsis)  # t[0] on a 1-D tensor: a 0-d view, not a copied scalar
     return tuple(out)
 
 

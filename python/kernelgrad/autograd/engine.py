@@ -101,7 +101,8 @@ def run_backward(tensors, grads, retain_graph, create_graph, inputs=None):
                     if retained is not None and i in retained:
                         t = retained[i]()
                         if t is not None:
-                            t.grad = buf[i] if create_graph else buf[i].detach()
+                            g = buf[i] if create_graph else buf[i].detach()
+                            t.grad = g if t.grad is None else t.grad + g
                 if capture is not None and (node, i) in capture:
                     for k in capture[(node, i)]:
                         results[k] = buf[i]

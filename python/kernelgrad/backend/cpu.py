@@ -45,25 +45,36 @@ def from_numpy(a):
     return a
 
 
-# --- elementwise (NumPy ufuncs keep the dtype of their inputs)
+# --- elementwise (NumPy ufuncs keep the dtype of their inputs). IEEE results (inf, nan) are the
+# answer, as in PyTorch, so NumPy's floating-point warnings are silenced for these calls only.
+def _quiet(ufunc):
+    def call(*args, **kwargs):
+        with np.errstate(all="ignore"):
+            return ufunc(*args, **kwargs)
+
+    call.__name__ = ufunc.__name__
+    return call
+
+
 add = np.add
 subtract = np.subtract
-multiply = np.multiply
-divide = np.divide
-floor_divide = np.floor_divide
-remainder = np.remainder
+multiply = _quiet(np.multiply)
+divide = _quiet(np.divide)
+floor_divide = _quiet(np.floor_divide)
+remainder = _quiet(np.remainder)
 
 
+@_quiet
 def trunc_divide(a, b):
     q = np.trunc(np.true_divide(a, b))
     return q.astype(np.result_type(a, b), copy=False)
 
-power = np.power
+power = _quiet(np.power)
 negative = np.negative
-exp = np.exp
-log = np.log
-log1p = np.log1p
-sqrt = np.sqrt
+exp = _quiet(np.exp)
+log = _quiet(np.log)
+log1p = _quiet(np.log1p)
+sqrt = _quiet(np.sqrt)
 abs = np.abs
 sign = np.sign
 sin = np.sin
@@ -86,12 +97,14 @@ isfinite = np.isfinite
 isnan = np.isnan
 
 
+@_quiet
 def sigmoid(x):
     # 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0: no overflow either side
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
 
 
+@_quiet
 def rsqrt(x):
     return 1 / np.sqrt(x)
 
@@ -165,6 +178,8 @@ def scatter_add(a, axis, index, src):
 # --- kernels
 def matmul(a, b):
     """(..., M, K) @ (..., K, N) -> (..., M, N); batch dims broadcast (as views, no copies)."""
+    if a.dtype not in (np.float32, np.float64):
+        return np.matmul(a, b)  # int64 and float16 are not kernels: NumPy computes them
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])

@@ -83,7 +83,8 @@ class Pow(Function):
 
         a, b, out = ctx.saved_tensors
         n = ctx.needs_input_grad
-        ga = sum_to(g * b * a ** (b - 1), a.shape) if n[0] else None
+        # d a^b / da = b a^(b-1), taken as 0 where b == 0 (also at a == 0, as PyTorch does)
+        ga = sum_to(where(b == 0, 0.0, g * b * a ** (b - 1)), a.shape) if n[0] else None
         gb = None
         if n[1]:
             # d a^b / db = a^b log a; where a == 0 (and b >= 0) PyTorch takes it as 0
@@ -306,20 +307,19 @@ class Clamp(Function):
 
     @staticmethod
     def forward(ctx, a, lo, hi):
-        ctx.save_for_backward(a)
-        ctx.bounds = (lo, hi)
-        return new(xp(a).clip(a._data, lo, hi).astype(a._data.dtype, copy=False), a.device)
+        B = xp(a)
+        inside = B.full(a.shape, True)
+        if lo is not None:
+            inside = B.logical_and(inside, B.greater_equal(a._data, lo))
+        if hi is not None:
+            inside = B.logical_and(inside, B.less_equal(a._data, hi))
+        ctx.save_for_backward(new(inside, a.device))  # a mask, so clamp_ may overwrite a
+        return new(B.clip(a._data, lo, hi).astype(a._data.dtype, copy=False), a.device)
 
     @staticmethod
     def backward(ctx, g):
-        (a,) = ctx.saved_tensors
-        lo, hi = ctx.bounds
-        keep = g
-        if lo is not None:
-            keep = keep * (a >= lo)
-        if hi is not None:
-            keep = keep * (a <= hi)
-        return keep, None, None
+        (inside,) = ctx.saved_tensors
+        return g * inside, None, None
 
 
 class Cast(Function):
