@@ -1,0 +1,349 @@
+// gemm.cpp: the GEMM driver (BLIS structure) and the portable micro-kernel.
+//
+//   C (M x N) = A (M x K) @ B (K x N) + beta * C,   float32 and float64, general strides
+//
+// Versions held here:
+//   - ukernel_generic: plain C++ loops over the packed panels (compiled for baseline x86-64);
+//   - the driver: packing, the five loops around the micro-kernel, threading, edge tiles.
+// The AVX2 + FMA micro-kernel lives in gemm_avx2.cpp and is picked at run time.
+//
+// Loop nest (BLIS):
+//   for jc in N step NC:                         B block  Bp = B[pc:pc+KC, jc:jc+NC]  (L3, shared)
+//     for pc in K step KC:                       pack Bp into NR-column panels (all threads)
+//       for ic in M step MC:                     A block  Ap = A[ic:ic+MC, pc:pc+KC]  (L2, per thread)
+//         pack Ap into MR-row panels
+//         for jr in NC step NR:                  one KC x NR micro-panel of Bp (L1)
+//           for ir in MC step MR:
+//             C[ic+ir : +MR, jc+jr : +NR] (+)= Ap[ir] @ Bp[jr]      (micro-kernel)
+// The first pc block applies the caller's beta, later ones accumulate (beta = 1).
+#include "cpu/gemm.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "cpu/parallel.h"
+
+namespace kg {
+namespace cpu {
+namespace {
+
+// ----------------------------------------------------------------------------------------------
+// Micro-kernel choice
+
+template <typename T>
+using Ukernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, ptrdiff_t rsc, T beta);
+
+enum class Isa { generic, avx2 };
+
+Isa detect_isa() {
+#ifdef KG_GEMM_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+    return Isa::generic;
+}
+
+std::atomic<Isa> g_isa{detect_isa()};
+
+// C (MR x NR, row stride rsc) = Ap (MR x kc) @ Bp (kc x NR) + beta * C
+template <typename T>
+void ukernel_generic(int64_t kc, const T* Ap, const T* Bp, T* C, ptrdiff_t rsc, T beta) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
+    T c[MR][NR] = {};
+    for (int64_t p = 0; p < kc; ++p, Ap += MR, Bp += NR)
+        for (int i = 0; i < MR; ++i)
+            for (int j = 0; j < NR; ++j) c[i][j] += Ap[i] * Bp[j];
+    for (int i = 0; i < MR; ++i)
+        for (int j = 0; j < NR; ++j)
+            C[i * rsc + j] = beta == T(0) ? c[i][j] : c[i][j] + beta * C[i * rsc + j];
+}
+
+template <typename T>
+Ukernel<T> current_ukernel() {
+#ifdef KG_GEMM_AVX2
+    if (g_isa.load() == Isa::avx2) return static_cast<Ukernel<T>>(&gemm_ukernel_avx2);
+#endif
+    return &ukernel_generic<T>;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Aligned scratch buffers (packed panels)
+
+struct FreeDeleter {
+    void operator()(void* p) const { std::free(p); }
+};
+template <typename T>
+using Buffer = std::unique_ptr<T[], FreeDeleter>;
+
+constexpr int64_t kAlign = 64;  // bytes: a cache line, and enough for aligned ymm loads
+
+// n elements rounded up to whole cache lines, so consecutive per-thread slices stay aligned
+template <typename T>
+int64_t round_to_lines(int64_t n) {
+    constexpr int64_t per_line = kAlign / sizeof(T);
+    return (n + per_line - 1) / per_line * per_line;
+}
+
+template <typename T>
+Buffer<T> alloc_aligned(int64_t n) {
+    void* p = std::aligned_alloc(kAlign, std::max<int64_t>(round_to_lines<T>(n), 1) * sizeof(T));
+    if (!p) throw std::bad_alloc();
+    return Buffer<T>(static_cast<T*>(p));
+}
+
+// ----------------------------------------------------------------------------------------------
+// Packing
+
+// Pack n rows (along a panel) x kc columns (along K) of src into R-wide panels, zero-padding the
+// last panel:  dst[q * R * kc + p * R + r] = src[(q * R + r) * s_r + p * s_k]
+// A block: R = MR, s_r = rsa, s_k = csa.   B block: R = NR, s_r = csb, s_k = rsb.
+template <int R, typename T>
+void pack_panels(T* dst, const T* src, ptrdiff_t s_r, ptrdiff_t s_k, int64_t n, int64_t kc) {
+    for (int64_t r0 = 0; r0 < n; r0 += R, dst += R * kc, src += R * s_r) {
+        const int64_t rows = std::min<int64_t>(R, n - r0);
+        if (rows == R) {
+            for (int64_t p = 0; p < kc; ++p)
+                for (int r = 0; r < R; ++r) dst[p * R + r] = src[r * s_r + p * s_k];
+        } else {
+            for (int64_t p = 0; p < kc; ++p) {
+                for (int64_t r = 0; r < rows; ++r) dst[p * R + r] = src[r * s_r + p * s_k];
+                for (int64_t r = rows; r < R; ++r) dst[p * R + r] = T(0);
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Macro-kernel: the jr and ir loops over one packed A block and a range of B panels
+
+// C[0:m, 0:n] = tile + beta * C, for tiles the micro-kernel cannot store directly
+// (m < MR, n < NR, or a non-unit column stride): it writes a full MR x NR local tile first.
+template <typename T>
+void edge_tile(Ukernel<T> uk, int64_t kc, const T* Ap, const T* Bp, T* C, ptrdiff_t rsc,
+               ptrdiff_t csc, int64_t m, int64_t n, T beta) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
+    alignas(kAlign) T tile[MR * NR];
+    uk(kc, Ap, Bp, tile, NR, T(0));
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+            T& c = C[i * rsc + j * csc];
+            c = beta == T(0) ? tile[i * NR + j] : tile[i * NR + j] + beta * c;
+        }
+}
+
+// C[0:mc, jr0*NR : jr1*NR] = Ap (mc x kc) @ Bp[:, panels jr0..jr1) + beta * C   (nc: B block width)
+template <typename T>
+void macro_kernel(Ukernel<T> uk, T* C, ptrdiff_t rsc, ptrdiff_t csc, const T* Ap, const T* Bp,
+                  int64_t mc, int64_t nc, int64_t kc, int64_t jr0, int64_t jr1, T beta) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
+    for (int64_t jr = jr0; jr < jr1; ++jr) {
+        const int64_t n = std::min<int64_t>(NR, nc - jr * NR);
+        const T* Bp_j = Bp + jr * NR * kc;  // (kc x NR)
+        for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int64_t m = std::min<int64_t>(MR, mc - ir);
+            const T* Ap_i = Ap + ir * kc;  // (MR x kc)
+            T* C_ij = C + ir * rsc + jr * NR * csc;
+            if (m == MR && n == NR && csc == 1)
+                uk(kc, Ap_i, Bp_j, C_ij, rsc, beta);
+            else
+                edge_tile(uk, kc, Ap_i, Bp_j, C_ij, rsc, csc, m, n, beta);
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// One GEMM on a team of threads
+
+// n items split into `parts` near-equal parts: part idx is [part_begin(idx), part_begin(idx + 1))
+inline int64_t part_begin(int64_t n, int64_t parts, int64_t idx) { return n * idx / parts; }
+
+// Packing one element of A takes about as long as this many multiply-adds in the micro-kernel
+// (which retires 2 x 8 or more per cycle): a rough weight, used only to choose between
+// splitting M and splitting N across threads.
+constexpr int64_t kPackCostInFmas = 64;
+
+// Threads form a tm x tn grid: tm splits the rows of C (each thread packs its own A blocks),
+// tn splits the B panels of each NC block. Pick the grid whose slowest thread has the least
+// work, counting its micro-tiles and its A packing.
+template <typename T>
+int rows_of_thread_grid(int nt, int64_t M, int64_t N) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR, NC = GemmBlocking<T>::NC;
+    const int64_t m_panels = (M + MR - 1) / MR;
+    const int64_t n_panels = (std::min<int64_t>(N, NC) + NR - 1) / NR;
+    int best_tm = nt;
+    int64_t best_cost = -1;
+    for (int tm = nt; tm >= 1; --tm) {
+        if (nt % tm != 0) continue;
+        const int tn = nt / tm;
+        const int64_t rows = (m_panels + tm - 1) / tm * MR;
+        const int64_t cols = (n_panels + tn - 1) / tn * NR;
+        const int64_t cost = rows * (cols + kPackCostInFmas);
+        if (best_cost < 0 || cost < best_cost) best_cost = cost, best_tm = tm;
+    }
+    return best_tm;
+}
+
+// Thread tid of a team of nt computes its share of C[b] = A[b] @ B[b] + beta * C[b] for every b
+// in [0, batch) (K > 0). Bp: the team's two KC x NC buffers (Bp_size apart), used in turn, so that
+// one barrier per B block suffices: a buffer is repacked only two blocks later, after every thread
+// has passed the barrier of the block in between. Ap: this thread's MC x KC buffer.
+// Every thread of the team runs the same b/jc/pc loops, so the barriers match.
+template <typename T>
+void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const* A,
+               ptrdiff_t rsa, ptrdiff_t csa, const T* const* B, ptrdiff_t rsb, ptrdiff_t csb,
+               int64_t batch, int64_t M, int64_t N, int64_t K, T beta, T* Bp, int64_t Bp_size,
+               T* Ap, int tid, int nt) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
+    constexpr int MC = GemmBlocking<T>::MC, KC = GemmBlocking<T>::KC, NC = GemmBlocking<T>::NC;
+
+    const int tm = rows_of_thread_grid<T>(nt, M, N), tn = nt / tm;
+    const int tid_m = tid / tn, tid_n = tid % tn;
+    const int64_t m_panels = (M + MR - 1) / MR;
+    const int64_t m0 = std::min(M, part_begin(m_panels, tm, tid_m) * MR);
+    const int64_t m1 = std::min(M, part_begin(m_panels, tm, tid_m + 1) * MR);
+
+    int64_t block = 0;  // B blocks packed so far: picks the buffer
+    for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t jc = 0; jc < N; jc += NC) {
+            const int64_t nc = std::min<int64_t>(NC, N - jc);
+            const int64_t n_panels = (nc + NR - 1) / NR;
+            const int64_t jr0 = part_begin(n_panels, tn, tid_n), jr1 = part_begin(n_panels, tn, tid_n + 1);
+            for (int64_t pc = 0; pc < K; pc += KC, ++block) {
+                const int64_t kc = std::min<int64_t>(KC, K - pc);
+                const T beta_pc = pc == 0 ? beta : T(1);
+                T* Bp_block = Bp + (block % 2) * Bp_size;
+
+                // Bp_block = B[b][pc:pc+kc, jc:jc+nc], its NR panels shared out over the whole team
+                const int64_t p0 = part_begin(n_panels, nt, tid), p1 = part_begin(n_panels, nt, tid + 1);
+                pack_panels<NR>(Bp_block + p0 * NR * kc, B[b] + pc * rsb + (jc + p0 * NR) * csb, csb,
+                                rsb, std::min(nc, p1 * NR) - p0 * NR, kc);
+                if (nt > 1) {
+#pragma omp barrier
+                }
+
+                for (int64_t ic = m0; ic < m1; ic += MC) {
+                    const int64_t mc = std::min<int64_t>(MC, m1 - ic);
+                    // Ap = A[b][ic:ic+mc, pc:pc+kc]
+                    pack_panels<MR>(Ap, A[b] + ic * rsa + pc * csa, rsa, csa, mc, kc);
+                    macro_kernel(uk, C[b] + ic * rsc + jc * csc, rsc, csc, Ap, Bp_block, mc, nc, kc,
+                                 jr0, jr1, beta_pc);
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Batched driver: threads over the batch, or a team per GEMM
+
+// Below this many multiply-adds per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinFmasPerThread = int64_t(1) << 15;
+
+int threads_for(int64_t fmas) {
+    return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, get_num_threads()));
+}
+
+template <typename T>
+void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const* A, ptrdiff_t rsa,
+                       ptrdiff_t csa, const T* const* B, ptrdiff_t rsb, ptrdiff_t csb,
+                       int64_t batch, int64_t M, int64_t N, int64_t K, T beta) {
+    constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
+    constexpr int MC = GemmBlocking<T>::MC, KC = GemmBlocking<T>::KC, NC = GemmBlocking<T>::NC;
+    if (batch <= 0 || M <= 0 || N <= 0) return;
+
+    if (K <= 0) {  // C = beta * C
+        for (int64_t b = 0; b < batch; ++b)
+            for (int64_t i = 0; i < M; ++i)
+                for (int64_t j = 0; j < N; ++j) {
+                    T& c = C[b][i * rsc + j * csc];
+                    c = beta == T(0) ? T(0) : beta * c;
+                }
+        return;
+    }
+
+    const Ukernel<T> uk = current_ukernel<T>();
+    const int64_t fmas = M * N * K;
+    const int nt_all = threads_for(fmas * batch);
+    // Threads over the batch when that splits evenly enough, or when one GEMM is too small to split.
+    const bool over_batch =
+        batch >= nt_all && nt_all > 1 &&
+        (batch % nt_all == 0 || batch >= 4 * nt_all || threads_for(fmas) < nt_all);
+    const int teams = over_batch ? nt_all : 1;
+    const int team_size = over_batch ? 1 : threads_for(fmas);
+
+    // Scratch: two B blocks per team, one A block per thread.
+    const int64_t Bp_size = round_to_lines<T>(std::min<int64_t>(K, KC) *
+                                              std::min<int64_t>((N + NR - 1) / NR * NR, NC));
+    const int64_t Ap_size = round_to_lines<T>(std::min<int64_t>(K, KC) *
+                                              std::min<int64_t>((M + MR - 1) / MR * MR, MC));
+    Buffer<T> Bp = alloc_aligned<T>(teams * 2 * Bp_size);
+    Buffer<T> Ap = alloc_aligned<T>(teams * team_size * Ap_size);
+
+    if (over_batch) {
+#pragma omp parallel for num_threads(teams) schedule(static)
+        for (int64_t b = 0; b < batch; ++b) {
+            const int t = thread_id();
+            gemm_team(uk, C + b, rsc, csc, A + b, rsa, csa, B + b, rsb, csb, 1, M, N, K, beta,
+                      Bp.get() + t * 2 * Bp_size, Bp_size, Ap.get() + t * Ap_size, 0, 1);
+        }
+    } else if (team_size == 1) {
+        gemm_team(uk, C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta, Bp.get(), Bp_size,
+                  Ap.get(), 0, 1);
+    } else {
+#pragma omp parallel num_threads(team_size)
+        {
+            const int t = thread_id();
+            gemm_team(uk, C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta, Bp.get(),
+                      Bp_size, Ap.get() + t * Ap_size, t, team_size);
+        }
+    }
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Entry points (declared in gemm.h)
+
+void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc,
+                  const float* const* A, ptrdiff_t rsa, ptrdiff_t csa,
+                  const float* const* B, ptrdiff_t rsb, ptrdiff_t csb,
+                  int64_t batch, int64_t M, int64_t N, int64_t K, float beta) {
+    gemm_batched_impl(C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta);
+}
+void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc,
+                  const double* const* A, ptrdiff_t rsa, ptrdiff_t csa,
+                  const double* const* B, ptrdiff_t rsb, ptrdiff_t csb,
+                  int64_t batch, int64_t M, int64_t N, int64_t K, double beta) {
+    gemm_batched_impl(C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta);
+}
+
+void gemm(float* C, ptrdiff_t rsc, ptrdiff_t csc, const float* A, ptrdiff_t rsa, ptrdiff_t csa,
+          const float* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N, int64_t K,
+          float beta) {
+    gemm_batched_impl(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
+}
+void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc, const double* A, ptrdiff_t rsa, ptrdiff_t csa,
+          const double* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N, int64_t K,
+          double beta) {
+    gemm_batched_impl(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
+}
+
+const char* gemm_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }
+
+bool gemm_set_isa(const char* name) {
+    if (std::strcmp(name, "auto") == 0) {
+        g_isa.store(detect_isa());
+    } else if (std::strcmp(name, "generic") == 0) {
+        g_isa.store(Isa::generic);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+}  // namespace cpu
+}  // namespace kg
