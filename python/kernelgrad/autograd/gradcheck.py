@@ -63,7 +63,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
                 p[i] += sign * eps
                 with no_grad():
                     x.copy_(Tensor._from_array(p.reshape(x.shape)).to(x.device))
-                    vals.append([o.detach().cpu().numpy().astype(np.float64).reshape(-1) for o in _outputs(fn, inputs)])
+                # fn runs with grad mode on: it may itself differentiate (gradcheck of a gradient)
+                vals.append([o.detach().cpu().numpy().astype(np.float64).reshape(-1) for o in _outputs(fn, inputs)])
             with no_grad():
                 x.copy_(Tensor._from_array(flat.reshape(x.shape)).to(x.device))
             for o, out in enumerate(outs):

@@ -1,0 +1,20 @@
+"""The layer classes of kg.nn, one family per file."""
+from .activation import ELU, GELU, Hardtanh, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softplus, Softsign, Tanh
+from .container import ModuleDict, ModuleList, Sequential
+from .distance import CosineSimilarity
+from .dropout import Dropout
+from .flatten import Flatten, Unflatten
+from .linear import Identity, Linear
+from .loss import (
+    BCELoss, BCEWithLogitsLoss, HingeEmbeddingLoss, HuberLoss, KLDivLoss, L1Loss, MarginRankingLoss, MSELoss,
+    SmoothL1Loss,
+)
+from .module import Module
+from .sparse import Embedding
+
+__all__ = [
+    "Module", "Sequential", "ModuleList", "ModuleDict", "Identity", "Linear", "Flatten", "Unflatten", "Dropout",
+    "Embedding", "ReLU", "ReLU6", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Mish", "Softplus", "Sigmoid", "Tanh",
+    "Hardtanh", "Softsign", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
+    "KLDivLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "CosineSimilarity",
+]
