@@ -1,7 +1,6 @@
 """Conversion and interop: .numpy() memory sharing, __array__, DLPack, .to(), .item(), .tolist(),
 dtype conversions, clone (API.md "Tensors", Conversion)."""
 
-import re
 
 import numpy as np
 import pytest

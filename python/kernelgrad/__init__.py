@@ -28,7 +28,8 @@ from .creation import (
 from .functions import *  # noqa: F401,F403
 from .functions import bmm, cat, concatenate, dot, matmul, maximum, minimum, mm, stack, where  # noqa: F401
 from .random import Generator, default_generator, initial_seed, manual_seed
-from . import autograd, cuda, nn, reference  # noqa: E402
+from . import autograd, cuda, nn, optim, reference, utils  # noqa: E402
+from .serialization import load, save  # noqa: E402
 
 float = float32  # noqa: A001
 double = float64

@@ -294,23 +294,9 @@ class Tensor:
 
     def to(self, *args, **kwargs):
         """`.to(dtype)`, `.to(device)`, `.to(device, dtype)`, `.to(other)`, or by keyword."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        kwargs.pop("copy", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, D.dtype) or a in (float, int, bool):
-                dtype = a
-            elif isinstance(a, str) or hasattr(a, "type"):
-                device = a
-            else:
-                raise TypeError(f"to() received an invalid argument of type {type(a).__name__}")
-        device = as_device(device) or self._device
-        dtype = D.as_dtype(dtype, "to") or self._dtype
+        device, dtype = parse_to_args(args, kwargs)
+        device = device or self._device
+        dtype = dtype or self._dtype
         if device.type == "cuda" and device.index is None:
             device = as_device("cuda")
         if device == self._device and dtype == self._dtype:
@@ -1089,6 +1075,26 @@ class Tensor:
 
 
 # --- helpers used above and by the module-level functions
+def parse_to_args(args, kwargs):
+    """(device or None, dtype or None) from the arguments of `.to(...)` (Tensor and Module)."""
+    device = kwargs.pop("device", None)
+    dtype = kwargs.pop("dtype", None)
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("copy", None)
+    if kwargs:
+        raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
+    for a in args:
+        if isinstance(a, Tensor):
+            device, dtype = a.device, a.dtype
+        elif isinstance(a, D.dtype) or a in (float, int, bool):
+            dtype = a
+        elif isinstance(a, str) or hasattr(a, "type"):
+            device = a
+        else:
+            raise TypeError(f"to() received an invalid argument of type {type(a).__name__}")
+    return as_device(device), D.as_dtype(dtype, "to")
+
+
 class _ViewWrite(Function):
     """new_base = base with fn(base) replaced by `value` (memory already holds it: a view was written
     in place). d/dbase = g with the view region zeroed; d/dvalue = fn(g)."""

@@ -11,9 +11,8 @@ import collections.abc
 import itertools
 
 from ... import _dtype as D
-from ..._device import as_device
 from ...autograd.grad_mode import no_grad
-from ...tensor import Tensor
+from ...tensor import Tensor, parse_to_args
 from ..parameter import Parameter
 
 
@@ -325,19 +324,9 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none=True):
-        for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                g = p.grad
-                if g.grad_fn is not None:
-                    g.detach_()
-                else:
-                    g.requires_grad_(False)
-                with no_grad():
-                    g.zero_()
+        from ...optim.optimizer import zero_grads
+
+        zero_grads(self.parameters(), set_to_none)
 
     # --- device and dtype
     def _apply(self, fn):
@@ -360,22 +349,7 @@ class Module:
     def to(self, *args, **kwargs):
         """`.to(device)`, `.to(dtype)`, `.to(device, dtype)`, `.to(tensor)` or by keyword. A dtype
         applies to floating point parameters and buffers only; integer buffers keep theirs."""
-        device = kwargs.pop("device", None)
-        dtype = kwargs.pop("dtype", None)
-        kwargs.pop("non_blocking", None)
-        if kwargs:
-            raise TypeError(f"to() got unexpected keyword arguments {sorted(kwargs)}")
-        for a in args:
-            if isinstance(a, Tensor):
-                device, dtype = a.device, a.dtype
-            elif isinstance(a, D.dtype) or a in (float, int, bool):
-                dtype = a
-            elif isinstance(a, str) or hasattr(a, "type"):
-                device = a
-            else:
-                raise TypeError(f"to() received an invalid argument of type {type(a).__name__}")
-        device = as_device(device)
-        dtype = D.as_dtype(dtype, "to")
+        device, dtype = parse_to_args(args, kwargs)
         if dtype is not None and not dtype.is_floating_point:
             raise TypeError(f"nn.Module.to only accepts floating point dtypes, but got desired dtype={dtype!r}")
 
