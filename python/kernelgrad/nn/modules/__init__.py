@@ -10,6 +10,7 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module
+from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .sparse import Embedding
 
 __all__ = [
@@ -18,3 +19,4 @@ __all__ = [
     "Hardtanh", "Softsign", "MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "BCELoss", "BCEWithLogitsLoss",
     "KLDivLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "CosineSimilarity",
 ]
+__all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]

@@ -11,10 +11,10 @@ import math
 import numbers
 import warnings
 
+from ..._errors import ShapeError
 from ...creation import empty, zeros
 from ...functions import cat, stack
 from ...tensor import Tensor
-from ..._errors import ShapeError
 from .. import functional as F
 from .. import init
 from ..parameter import Parameter
@@ -79,7 +79,7 @@ def _check_sizes(input_size, hidden_size):
             raise ValueError(f"{name} must be greater than zero, got {v}")
 
 
-def _check_input(module, input, batched_ndim, input_size):
+def _check_input(module, input, batched_ndim, input_size, dtype):
     """input: a Tensor of batched_ndim or batched_ndim - 1 dims, whose last dim is input_size and
     whose dtype is the weights' dtype. Returns True when it is batched."""
     what = module._get_name()
@@ -95,7 +95,6 @@ def _check_input(module, input, batched_ndim, input_size):
             f"{what}: input.size(-1) must be equal to input_size. Expected {input_size}, got {input.shape[-1]} "
             f"(input shape {tuple(input.shape)})"
         )
-    dtype = module.weight_ih_l0.dtype if hasattr(module, "weight_ih_l0") else module.weight_ih.dtype
     if input.dtype != dtype:
         raise ValueError(
             f"{what}: input dtype ({input.dtype.name}) does not match weight dtype ({dtype.name}). Convert "
@@ -196,8 +195,8 @@ class RNNBase(Module):
         return [[getattr(self, n) for n in names[i:i + per]] for i in range(0, len(names), per)]
 
     def forward(self, input, hx=None):
-        n_gates, n_states, step = _MODES[self.mode]
-        batched = _check_input(self, input, 3, self.input_size)
+        _, n_states, step = _MODES[self.mode]
+        batched = _check_input(self, input, 3, self.input_size, self.weight_ih_l0.dtype)
         if not batched:
             x = input.unsqueeze(1)
         elif self.batch_first:
@@ -219,9 +218,8 @@ class RNNBase(Module):
             outputs = []
             for direction in range(num_directions):
                 idx = layer * num_directions + direction
-                weights = all_weights[idx]
-                w_ih, w_hh = weights[0], weights[1]
-                b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+                w_ih, w_hh, *biases = all_weights[idx]
+                b_ih, b_hh = biases or (None, None)
                 out, last = _run_direction(x, tuple(s[idx] for s in states), step, w_ih, w_hh, b_ih, b_hh,
                                            reverse=direction == 1)
                 outputs.append(out)
@@ -330,7 +328,7 @@ class RNNCellBase(Module):
 
     def forward(self, input, hx=None):
         _, n_states, step = _MODES[self.mode]
-        batched = _check_input(self, input, 2, self.input_size)
+        batched = _check_input(self, input, 2, self.input_size, self.weight_ih.dtype)
         x = input if batched else input.unsqueeze(0)
         state = _initial_state(self, hx, n_states, (x.shape[0], self.hidden_size), 0, batched, input)
         state = step(F.linear(x, self.weight_ih, self.bias_ih), state, self.weight_hh, self.bias_hh)
