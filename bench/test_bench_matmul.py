@@ -60,3 +60,63 @@ def test_torch(benchmark, case):
     benchmark.extra_info["impl"] = "torch"
     out = benchmark(torch.matmul, torch.from_numpy(a), torch.from_numpy(b))
     check(out.numpy(), a, b)
+
+
+# --- forward + backward: out = a @ b, then (grad_a, grad_b) for a given grad_out
+FB_CASES = [((), 512, 512, 512), ((16,), 128, 256, 64)]
+
+
+def fb_group(batch, M, K, N):
+    batch = "x".join(map(str, batch)) + " x " if batch else ""
+    return f"matmul fwd+bwd float32 {batch}({M}x{K}) @ ({K}x{N})"
+
+
+@pytest.fixture(params=FB_CASES, ids=lambda c: fb_group(*c).replace(" ", ""))
+def fb_case(request, benchmark):
+    batch, M, K, N = request.param
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(batch + (M, K)).astype(np.float32)
+    b = rng.standard_normal(batch + (K, N)).astype(np.float32)
+    g = rng.standard_normal(batch + (M, N)).astype(np.float32)
+    benchmark.group = fb_group(*request.param)
+    return a, b, g
+
+
+def test_kernelgrad_fwd_bwd(benchmark, fb_case):
+    a, b, g = fb_case
+    benchmark.extra_info["impl"] = "kernelgrad"
+    x = kg.from_numpy(a).requires_grad_()
+    y = kg.from_numpy(b).requires_grad_()
+    grad = kg.from_numpy(g)
+
+    def run():
+        x.grad = y.grad = None
+        kg.matmul(x, y).backward(grad)
+        return x.grad, y.grad
+
+    ga, gb = benchmark(run)
+    ref_a, ref_b = reference.matmul_backward(g, a, b)
+    np.testing.assert_allclose(ga.numpy(), ref_a, rtol=1e-3, atol=1e-2)
+    np.testing.assert_allclose(gb.numpy(), ref_b, rtol=1e-3, atol=1e-2)
+
+
+def test_reference_fwd_bwd(benchmark, fb_case):
+    a, b, g = fb_case
+    benchmark.extra_info["impl"] = "reference"
+    benchmark(lambda: (reference.matmul(a, b), reference.matmul_backward(g, a, b)))
+
+
+def test_torch_fwd_bwd(benchmark, fb_case):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(kg.get_num_threads())
+    a, b, g = fb_case
+    benchmark.extra_info["impl"] = "torch"
+    x = torch.from_numpy(a).requires_grad_()
+    y = torch.from_numpy(b).requires_grad_()
+    grad = torch.from_numpy(g)
+
+    def run():
+        x.grad = y.grad = None
+        torch.matmul(x, y).backward(grad)
+
+    benchmark(run)
