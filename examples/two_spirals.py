@@ -59,8 +59,8 @@ def plot_boundaries(models, x, y, path, dev):
         return None
     g = np.linspace(-1.3, 1.3, 200, dtype=np.float32)
     grid = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
-    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4))
-    for ax, (name, (model, acc)) in zip(axes, models.items()):
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 4), squeeze=False)
+    for ax, (name, (model, acc)) in zip(axes[0], models.items()):
         with kg.no_grad():
             p = model(kg.from_numpy(grid).to(dev)).sigmoid().cpu().numpy().reshape(200, 200)
         ax.contourf(g, g, p, levels=20, cmap="RdBu", alpha=0.7)
