@@ -12,3 +12,15 @@ class DTypeError(TypeError, RuntimeError):
 
 class DeviceError(RuntimeError):
     """Operands on different devices."""
+
+
+class ArgumentError(ValueError, RuntimeError):
+    """An argument value out of its allowed range (PyTorch raises RuntimeError for most)."""
+
+
+class IndexRangeError(IndexError, RuntimeError):
+    """An index value outside the dimension it indexes (PyTorch's gather/scatter: RuntimeError)."""
+
+
+class DataError(TypeError, ValueError):
+    """Data that cannot become a tensor (PyTorch: ValueError for strings, TypeError for objects)."""

@@ -5,6 +5,7 @@ import numpy as np
 
 from . import _dtype as D
 from ._device import CPU, as_device
+from ._errors import DataError
 from .backend import backend_for
 from .random import _gen
 from .tensor import Tensor
@@ -78,7 +79,7 @@ def _to_numpy(data, dtype):
         if arr.dtype == object and any(isinstance(v, int) and not isinstance(v, bool) for v in np.ravel(arr)):
             raise OverflowError("tensor: an integer value does not fit in int64")
         if arr.dtype == object or arr.dtype.kind in "USc":
-            raise TypeError(f"tensor: could not infer a numeric dtype from {type(data).__name__} data")
+            raise DataError(f"tensor: could not infer a numeric dtype from {type(data).__name__} data")
         if dtype is None and arr.dtype.kind == "f":
             arr = arr.astype(D.get_default_dtype().np)
         if arr.size == 0 and dtype is None:

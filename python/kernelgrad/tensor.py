@@ -14,7 +14,7 @@ import numpy as np
 
 from . import _dtype as D
 from ._device import CPU, as_device
-from ._errors import DeviceError, DTypeError, ShapeError
+from ._errors import ArgumentError, DeviceError, DTypeError, IndexRangeError, ShapeError
 from .autograd.function import AccumulateGrad, Function
 from .autograd.grad_mode import is_grad_enabled, no_grad
 from .backend import backend_for
@@ -578,7 +578,7 @@ class Tensor:
 
     def masked_fill(self, mask, value):
         if not isinstance(mask, Tensor) or mask.dtype != D.bool_:
-            raise TypeError("masked_fill: expected mask to be a bool Tensor")
+            raise DTypeError("masked_fill: expected mask to be a bool Tensor")
         if isinstance(value, Tensor) and value.ndim != 0:
             raise ShapeError(f"masked_fill: only supports a 0-dimensional value tensor, got {value.ndim} dims")
         _broadcast_shape(self.shape, mask.shape, "masked_fill")
@@ -637,7 +637,7 @@ class Tensor:
 
     def __neg__(self):
         if self._dtype == D.bool_:
-            raise TypeError("Negation, the `-` operator, on a bool tensor is not supported. Use `~` instead.")
+            raise DTypeError("Negation, the `-` operator, on a bool tensor is not supported. Use `~` instead.")
         return E.Neg.apply(self)
 
     def __pos__(self):
@@ -697,7 +697,7 @@ class Tensor:
             return self // other
         if rounding_mode == "trunc":
             return _nograd_binary("trunc_divide", self, other)
-        raise ValueError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
+        raise ArgumentError(f"div: rounding_mode must be None, 'trunc' or 'floor', got {rounding_mode!r}")
 
     def pow(self, exponent):
         return self ** exponent
@@ -739,7 +739,7 @@ class Tensor:
 
     def abs(self):
         if self._dtype == D.bool_:
-            raise TypeError("abs: not implemented for bool tensors")
+            raise DTypeError("abs: not implemented for bool tensors")
         return E.Abs.apply(self)
 
     def sign(self):
@@ -756,7 +756,7 @@ class Tensor:
 
     def clamp(self, min=None, max=None):
         if min is None and max is None:
-            raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+            raise ArgumentError("clamp: at least one of 'min' or 'max' must not be None")
         if isinstance(min, Tensor) or isinstance(max, Tensor):
             out = self
             if min is not None:
@@ -902,7 +902,7 @@ class Tensor:
         if p == 0:
             return (self != 0).to(dtype=self._dtype).sum(dims, keepdim)
         if isinstance(p, str) or not _is_scalar(p):
-            raise ValueError(f"norm: unsupported p={p!r}")
+            raise ArgumentError(f"norm: unsupported p={p!r}")
         return (self.abs() ** p).sum(dims, keepdim) ** (1.0 / p)
 
     def all(self, dim=None, keepdim=False):
@@ -943,7 +943,7 @@ class Tensor:
             return self.reshape(1)
         s, e = normalize_dim(start_dim, self.ndim), normalize_dim(end_dim, self.ndim)
         if s > e:
-            raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
+            raise ArgumentError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim})")
         shp = self.shape
         n = 1
         for v in shp[s:e + 1]:
@@ -1026,7 +1026,7 @@ class Tensor:
                 "repeat: number of dimensions of repeat dims can not be smaller than number of dimensions of tensor"
             )
         if any(s < 0 for s in sizes):
-            raise ValueError(f"repeat: repeats must be non-negative, got {list(sizes)}")
+            raise ArgumentError(f"repeat: repeats must be non-negative, got {list(sizes)}")
         return S.Repeat.apply(self, sizes)
 
     def split(self, split_size_or_sections, dim=0):
@@ -1035,7 +1035,7 @@ class Tensor:
         if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
             step = int(split_size_or_sections)
             if step <= 0 and not (step == 0 and n == 0):
-                raise ValueError(f"split: split_size must be positive, got {step}")
+                raise ArgumentError(f"split: split_size must be positive, got {step}")
             sizes = [min(step, n - i) for i in range(0, n, step)] if n else [0]
         else:
             sizes = [int(s) for s in split_size_or_sections]
@@ -1054,7 +1054,7 @@ class Tensor:
 
     def chunk(self, chunks, dim=0):
         if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-            raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+            raise ArgumentError(f"chunk: chunks must be a positive int, got {chunks!r}")
         n = self.shape[normalize_dim(dim, self.ndim)]
         step = -(-n // chunks) if n else 1
         return self.split(step, dim)
@@ -1223,7 +1223,7 @@ def _binary(cls, a, b, what, true_div=False):
         raise RuntimeError("Integers to negative integer powers are not allowed.")
     a, b = _operands(a, b, what, true_div)
     if a.dtype == D.bool_ and cls in (E.Sub,):
-        raise TypeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use `^` or logical_xor() instead.")
+        raise DTypeError("Subtraction, the `-` operator, with two bool tensors is not supported. Use `^` or logical_xor() instead.")
     return cls.apply(a, b)
 
 
@@ -1244,7 +1244,7 @@ def _logical(name, a, b):
         return NotImplemented
     a, b = _operands(a, b, name)
     if a.dtype != D.bool_:
-        raise TypeError(f"{name}: only bool tensors are supported, got {a.dtype.name}")
+        raise DTypeError(f"{name}: only bool tensors are supported, got {a.dtype.name}")
     return _new_nograd(getattr(backend_for(a.device), name)(a._data, b._data), a.device)
 
 
@@ -1262,7 +1262,7 @@ def _check_index_range(index, size, what):
         return
     lo, hi = int(index.amin().item()), int(index.amax().item())
     if lo < 0 or hi >= size:
-        raise IndexError(f"{what}: index {lo if lo < 0 else hi} is out of bounds for dimension with size {size}")
+        raise IndexRangeError(f"{what}: index {lo if lo < 0 else hi} is out of bounds for dimension with size {size}")
 
 
 def _index(index, t):
@@ -1306,7 +1306,7 @@ def _index(index, t):
 # --- module-level functions that need Tensor (the rest live in functions.py)
 def where(condition, input, other):
     if not isinstance(condition, Tensor) or condition.dtype != D.bool_:
-        raise TypeError("where: expected condition to be a bool Tensor")
+        raise DTypeError("where: expected condition to be a bool Tensor")
     _check_operand(input, "where")
     _check_operand(other, "where")
     dtype = D.result_type(input, other)
