@@ -1,0 +1,378 @@
+// conv2d.cpp: 2-D convolution kernels, float32 and float64 (the formula is in conv2d.h).
+//
+// Versions held here:
+//   - plain: one loop nest over every term of the convolution sum, shared by the three kernels;
+//   - fast: GEMMs. Per image n and group g (Cg = C / groups, Kg = K / groups, P = OH * OW):
+//       forward:          out[n, g] (Kg x P) = w[g] (Kg x Cg*R*S) @ cols[n, g] (Cg*R*S x P)
+//       backward-input:   dcols[n, g] (Cg*R*S x P) = w[g]^T @ dout[n, g] (Kg x P),
+//                         dx[n, g] = col2im(dcols[n, g])   (a scatter-add back onto the image)
+//       backward-weight:  dw[g] (Kg x Cg*R*S) = sum_n dout[n, g] @ cols[n, g]^T
+//     where cols[n, g][(c, r, s), (oh, ow)] = x[n, g*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]
+//     is the im2col matrix (0 in the padding). cols is never stored: the GEMM packs its panels
+//     straight from the image through a GemmOperand hook (implicit im2col). A 1x1 convolution
+//     with stride 1 and no padding has cols[n, g] = x[n, g], which the GEMM reads in place.
+//     Threads: the GEMM's (over the batch of (image, group) products when there are enough of
+//     them, else inside each product); col2im threads over (image, channel) planes.
+#include "cpu/conv2d.h"
+
+#include <algorithm>
+#include <memory>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+
+namespace kg {
+namespace cpu {
+namespace {
+
+// ----------------------------------------------------------------------------------------------
+// Shared helpers
+
+// out[n, c, :] = value[c] (0 when value is nullptr) for every n
+//   out: (N, C, plane), value: (C) or nullptr
+template <typename T>
+void fill_channels(T* out, const T* value, int64_t N, int64_t C, int64_t plane) {
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+    for (int64_t nc = 0; nc < N * C; ++nc)
+        std::fill_n(out + nc * plane, plane, value ? value[nc % C] : T(0));
+}
+
+inline bool in_image(int64_t ih, int64_t iw, const Conv2dShape& sz) {
+    return ih >= 0 && ih < sz.H && iw >= 0 && iw < sz.W;
+}
+
+// The output indices o in [lo, hi) (a sub-range of [0, n_out)) whose tap o * stride + offset
+// lies inside [0, n_in).
+struct Range {
+    int64_t lo, hi;
+};
+inline Range taps_inside(int64_t n_out, int64_t stride, int64_t offset, int64_t n_in) {
+    const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    const int64_t hi = n_in <= offset ? 0 : std::min(n_out, (n_in - offset + stride - 1) / stride);
+    return {lo, std::max(lo, hi)};
+}
+
+// A 1x1 convolution that reads every input pixel once, in order: cols[n, g] is x[n, g] itself.
+inline bool is_pointwise(const Conv2dShape& sz) {
+    return sz.R == 1 && sz.S == 1 && sz.stride_h == 1 && sz.stride_w == 1 && sz.pad_h == 0 &&
+           sz.pad_w == 0 && sz.OH == sz.H && sz.OW == sz.W;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Plain kernels
+
+// Calls term(o, i, j) for every product out[o] += w[j] * x[i] of the convolution sum; o, i and j
+// are flat indices into out (N, K, OH, OW), x (N, C, H, W) and w (K, Cg, R, S). Taps that land
+// in the zero padding are skipped.
+template <typename F>
+void for_each_term(const Conv2dShape& sz, F term) {
+    const int64_t Cg = sz.C / sz.groups, Kg = sz.K / sz.groups;
+    for (int64_t n = 0; n < sz.N; ++n)
+        for (int64_t k = 0; k < sz.K; ++k)
+            for (int64_t oh = 0; oh < sz.OH; ++oh)
+                for (int64_t ow = 0; ow < sz.OW; ++ow) {
+                    const int64_t o = ((n * sz.K + k) * sz.OH + oh) * sz.OW + ow;
+                    for (int64_t c = 0; c < Cg; ++c)
+                        for (int64_t r = 0; r < sz.R; ++r)
+                            for (int64_t s = 0; s < sz.S; ++s) {
+                                const int64_t ih = oh * sz.stride_h - sz.pad_h + r * sz.dil_h;
+                                const int64_t iw = ow * sz.stride_w - sz.pad_w + s * sz.dil_w;
+                                if (!in_image(ih, iw, sz)) continue;
+                                const int64_t i = ((n * sz.C + k / Kg * Cg + c) * sz.H + ih) * sz.W + iw;
+                                const int64_t j = ((k * Cg + c) * sz.R + r) * sz.S + s;
+                                term(o, i, j);
+                            }
+                }
+}
+
+// out (N, K, OH, OW) = bias + sum of w[j] * x[i]
+template <typename T>
+void forward_plain(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
+    fill_channels(out, bias, sz.N, sz.K, sz.OH * sz.OW);
+    for_each_term(sz, [&](int64_t o, int64_t i, int64_t j) { out[o] += w[j] * x[i]; });
+}
+
+// dx (N, C, H, W) = bias_c + sum of dout[o] * w[j] into the x element each term read
+template <typename T>
+void backward_input_plain(T* dx, const T* dout, const T* w, const T* bias_c, const Conv2dShape& sz) {
+    fill_channels(dx, bias_c, sz.N, sz.C, sz.H * sz.W);
+    for_each_term(sz, [&](int64_t o, int64_t i, int64_t j) { dx[i] += dout[o] * w[j]; });
+}
+
+// dw (K, Cg, R, S) = sum of dout[o] * x[i] into the weight each term used
+template <typename T>
+void backward_weight_plain(T* dw, const T* x, const T* dout, const Conv2dShape& sz) {
+    std::fill_n(dw, sz.K * (sz.C / sz.groups) * sz.R * sz.S, T(0));
+    for_each_term(sz, [&](int64_t o, int64_t i, int64_t j) { dw[j] += dout[o] * x[i]; });
+}
+
+// ----------------------------------------------------------------------------------------------
+// Packing hooks (GemmOperand::pack): the im2col matrix and dout, read in place
+
+// What a hook reads: x (N, C, H, W) or dout (N, K, OH, OW), and the convolution's sizes.
+template <typename T>
+struct ConvTensor {
+    const T* data;
+    const Conv2dShape* sz;
+};
+
+// Forward B operand for b = n * groups + g, seen as op_b = cols[n, g]^T (P x Cg*R*S): NR-row
+// panels of output positions j = (oh, ow) against taps p = (c, r, s),
+//   dst[q*NR*kc + p*NR + l] = x[n, g*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
+template <typename T>
+void pack_cols_forward(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n, int64_t p0,
+                       int64_t kc) {
+    constexpr int NR = GemmBlocking<T>::NR;
+    const auto& [x, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
+    const Conv2dShape& sz = *sz_ptr;
+    const int64_t Cg = sz.C / sz.groups, HW = sz.H * sz.W;
+    const T* image = x + (b / sz.groups * sz.C + b % sz.groups * Cg) * HW;  // x[n, g*Cg]: (Cg, H, W)
+
+    for (int64_t q0 = 0; q0 < n; q0 += NR, dst += NR * kc) {
+        // top-left input pixel of each lane's window; lanes past n start below the image (zeros)
+        int64_t ih0[NR], iw0[NR];
+        for (int l = 0; l < NR; ++l) {
+            const int64_t j = j0 + q0 + l;
+            ih0[l] = q0 + l < n ? j / sz.OW * sz.stride_h - sz.pad_h : sz.H;
+            iw0[l] = j % sz.OW * sz.stride_w - sz.pad_w;
+        }
+        int64_t c = p0 / (sz.R * sz.S), r = p0 / sz.S % sz.R, s = p0 % sz.S;
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* x_c = image + c * HW;
+            for (int l = 0; l < NR; ++l) {
+                const int64_t ih = ih0[l] + r * sz.dil_h, iw = iw0[l] + s * sz.dil_w;
+                dst[p * NR + l] = in_image(ih, iw, sz) ? x_c[ih * sz.W + iw] : T(0);
+            }
+            if (++s == sz.S) {
+                s = 0;
+                if (++r == sz.R) r = 0, ++c;
+            }
+        }
+    }
+}
+
+// Weight-gradient A operand for group b, op_b = dout[:, b*Kg : (b+1)*Kg] as a (Kg x N*P) matrix:
+//   dst[q*MR*kc + p*MR + l] = dout[n, b*Kg + k, oh, ow],  k = i0 + q*MR + l,  (n, oh, ow) = p0 + p
+template <typename T>
+void pack_dout_weight_grad(const void* ctx, T* dst, int64_t b, int64_t i0, int64_t m, int64_t p0,
+                           int64_t kc) {
+    constexpr int MR = GemmBlocking<T>::MR;
+    const auto& [dout, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
+    const Conv2dShape& sz = *sz_ptr;
+    const int64_t P = sz.OH * sz.OW, k_first = b * (sz.K / sz.groups) + i0;
+
+    for (int64_t q0 = 0; q0 < m; q0 += MR, dst += MR * kc) {
+        const int64_t lanes = std::min<int64_t>(MR, m - q0);
+        int64_t n = p0 / P, pos = p0 % P;
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* d = dout + (n * sz.K + k_first + q0) * P + pos;  // dout[n, k, pos] for lane 0
+            for (int64_t l = 0; l < lanes; ++l) dst[p * MR + l] = d[l * P];
+            for (int64_t l = lanes; l < MR; ++l) dst[p * MR + l] = T(0);
+            if (++pos == P) pos = 0, ++n;
+        }
+    }
+}
+
+// Weight-gradient B operand for group b, op_b = cols[:, b] (Cg*R*S x N*P): NR-row panels of taps
+// j = (c, r, s) against output positions p = (n, oh, ow) of every image,
+//   dst[q*NR*kc + p*NR + l] = x[n, b*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
+template <typename T>
+void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n_taps,
+                           int64_t p0, int64_t kc) {
+    constexpr int NR = GemmBlocking<T>::NR;
+    const auto& [x, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
+    const Conv2dShape& sz = *sz_ptr;
+    const int64_t Cg = sz.C / sz.groups, HW = sz.H * sz.W, RS = sz.R * sz.S;
+
+    for (int64_t q0 = 0; q0 < n_taps; q0 += NR, dst += NR * kc) {
+        // each lane's tap: its channel plane in an image, and its row / column offset in the window;
+        // lanes past n_taps are pushed below the image (zeros)
+        int64_t plane[NR], dr[NR], ds[NR];
+        for (int l = 0; l < NR; ++l) {
+            const int64_t j = j0 + q0 + l;
+            plane[l] = (b * Cg + j / RS) * HW;
+            dr[l] = q0 + l < n_taps ? j / sz.S % sz.R * sz.dil_h : sz.H + sz.pad_h;
+            ds[l] = j % sz.S * sz.dil_w;
+        }
+        int64_t n = p0 / (sz.OH * sz.OW), oh = p0 / sz.OW % sz.OH, ow = p0 % sz.OW;
+        for (int64_t p = 0; p < kc; ++p) {
+            const T* x_n = x + n * sz.C * HW;
+            const int64_t ih0 = oh * sz.stride_h - sz.pad_h, iw0 = ow * sz.stride_w - sz.pad_w;
+            for (int l = 0; l < NR; ++l) {
+                const int64_t ih = ih0 + dr[l], iw = iw0 + ds[l];
+                dst[p * NR + l] = in_image(ih, iw, sz) ? x_n[plane[l] + ih * sz.W + iw] : T(0);
+            }
+            if (++ow == sz.OW) {
+                ow = 0;
+                if (++oh == sz.OH) oh = 0, ++n;
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// col2im
+
+// dx_c = b + one channel's columns scattered back onto the image:
+//   dx_c[oh*sh - ph + r*dh, ow*sw - pw + s*dw] += dcols_c[(r, s), (oh, ow)]   (taps in the padding dropped)
+//   dx_c: (H, W), dcols_c: (R*S, OH*OW)
+template <typename T>
+void col2im_plane(T* dx_c, const T* dcols_c, T b, const Conv2dShape& sz) {
+    std::fill_n(dx_c, sz.H * sz.W, b);
+    for (int64_t r = 0; r < sz.R; ++r)
+        for (int64_t s = 0; s < sz.S; ++s) {
+            const Range rows = taps_inside(sz.OH, sz.stride_h, r * sz.dil_h - sz.pad_h, sz.H);
+            const Range cols = taps_inside(sz.OW, sz.stride_w, s * sz.dil_w - sz.pad_w, sz.W);
+            for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
+                const int64_t row = (oh * sz.stride_h - sz.pad_h + r * sz.dil_h) * sz.W + s * sz.dil_w - sz.pad_w;
+                const T* src = dcols_c + ((r * sz.S + s) * sz.OH + oh) * sz.OW;
+                for (int64_t ow = cols.lo; ow < cols.hi; ++ow) dx_c[row + ow * sz.stride_w] += src[ow];
+            }
+        }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Fast kernels
+
+template <typename T>
+void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
+    const int64_t G = sz.groups, Cg = sz.C / G, Kg = sz.K / G;
+    const int64_t HW = sz.H * sz.W, P = sz.OH * sz.OW, CRS = Cg * sz.R * sz.S;
+    if (bias) fill_channels(out, bias, sz.N, sz.K, P);  // then the GEMM accumulates (beta = 1)
+
+    // out[n, g] (Kg x P) = w[g] (Kg x CRS) @ cols[n, g] (CRS x P), b = n * G + g
+    std::vector<T*> out_ng(sz.N * G);
+    std::vector<const T*> w_g(sz.N * G), x_ng(sz.N * G);
+    for (int64_t n = 0; n < sz.N; ++n)
+        for (int64_t g = 0; g < G; ++g) {
+            out_ng[n * G + g] = out + (n * sz.K + g * Kg) * P;
+            w_g[n * G + g] = w + g * Kg * CRS;
+            x_ng[n * G + g] = x + (n * sz.C + g * Cg) * HW;
+        }
+    const GemmOperand<T> A{w_g.data(), CRS, 1};
+    const ConvTensor<T> image{x, &sz};
+    GemmOperand<T> B;
+    if (is_pointwise(sz)) {
+        B = {x_ng.data(), 1, HW};  // op_b = cols[n, g]^T = x[n, g]^T (HW x Cg)
+    } else {
+        B.pack = &pack_cols_forward<T>;
+        B.ctx = &image;
+    }
+    gemm_batched(out_ng.data(), P, 1, A, B, sz.N * G, Kg, P, CRS, bias ? T(1) : T(0));
+}
+
+template <typename T>
+void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, const Conv2dShape& sz) {
+    const int64_t G = sz.groups, Cg = sz.C / G, Kg = sz.K / G;
+    const int64_t HW = sz.H * sz.W, P = sz.OH * sz.OW, CRS = Cg * sz.R * sz.S;
+
+    if (is_pointwise(sz)) {  // dx[n, g] (Cg x HW) = w[g]^T (Cg x Kg) @ dout[n, g] (Kg x HW)
+        if (bias_c) fill_channels(dx, bias_c, sz.N, sz.C, HW);
+        std::vector<T*> dx_ng(sz.N * G);
+        std::vector<const T*> w_g(sz.N * G), dout_ng(sz.N * G);
+        for (int64_t n = 0; n < sz.N; ++n)
+            for (int64_t g = 0; g < G; ++g) {
+                dx_ng[n * G + g] = dx + (n * sz.C + g * Cg) * HW;
+                w_g[n * G + g] = w + g * Kg * Cg;
+                dout_ng[n * G + g] = dout + (n * sz.K + g * Kg) * HW;
+            }
+        gemm_batched(dx_ng.data(), HW, 1, w_g.data(), 1, Cg, dout_ng.data(), HW, 1, sz.N * G, Cg, HW,
+                     Kg, bias_c ? T(1) : T(0));
+        return;
+    }
+
+    // Images in chunks of one per thread: the GEMMs of a chunk write its column buffers, then
+    // col2im scatters them onto the chunk's (image, channel) planes.
+    const int nt = get_num_threads();
+    const int64_t chunk = std::clamp<int64_t>(sz.N, 1, nt);
+    const std::unique_ptr<T[]> dcols(new T[chunk * G * CRS * P]);  // (chunk, G, CRS, P)
+    std::vector<T*> dcols_ig(chunk * G);
+    std::vector<const T*> w_g(chunk * G), dout_ng(chunk * G);
+    for (int64_t n0 = 0; n0 < sz.N; n0 += chunk) {
+        const int64_t images = std::min(chunk, sz.N - n0);
+        // dcols[i, g] (CRS x P) = w[g]^T (CRS x Kg) @ dout[n0 + i, g] (Kg x P)
+        for (int64_t i = 0; i < images; ++i)
+            for (int64_t g = 0; g < G; ++g) {
+                dcols_ig[i * G + g] = dcols.get() + (i * G + g) * CRS * P;
+                w_g[i * G + g] = w + g * Kg * CRS;
+                dout_ng[i * G + g] = dout + ((n0 + i) * sz.K + g * Kg) * P;
+            }
+        gemm_batched(dcols_ig.data(), P, 1, w_g.data(), 1, CRS, dout_ng.data(), P, 1, images * G, CRS,
+                     P, Kg, T(0));
+        // dx[n0 + i, c] = col2im(dcols[i, g, (c - g*Cg, :, :), :]) + bias_c[c]
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (int64_t ic = 0; ic < images * sz.C; ++ic) {
+            const int64_t i = ic / sz.C, c = ic % sz.C;
+            col2im_plane(dx + (n0 * sz.C + ic) * HW, dcols.get() + (i * sz.C + c) * sz.R * sz.S * P,
+                         bias_c ? bias_c[c] : T(0), sz);
+        }
+    }
+}
+
+template <typename T>
+void backward_weight_gemm(T* dw, const T* x, const T* dout, const Conv2dShape& sz) {
+    const int64_t G = sz.groups, Kg = sz.K / G, CRS = sz.C / G * sz.R * sz.S;
+    // dw[g] (Kg x CRS) = dout[:, g] (Kg x N*P) @ cols[:, g]^T (N*P x CRS): one GEMM per group
+    // whose inner dimension runs over every output position of every image
+    const ConvTensor<T> dout_t{dout, &sz}, x_t{x, &sz};
+    GemmOperand<T> A, B;
+    A.pack = &pack_dout_weight_grad<T>;
+    A.ctx = &dout_t;
+    B.pack = &pack_cols_weight_grad<T>;
+    B.ctx = &x_t;
+    std::vector<T*> dw_g(G);
+    for (int64_t g = 0; g < G; ++g) dw_g[g] = dw + g * Kg * CRS;
+    gemm_batched(dw_g.data(), CRS, 1, A, B, G, Kg, CRS, sz.N * sz.OH * sz.OW, T(0));
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Entry points (declared in conv2d.h)
+
+void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s) {
+    forward_gemm(out, x, w, bias, s);
+}
+void conv2d_forward(double* out, const double* x, const double* w, const double* bias, const Conv2dShape& s) {
+    forward_gemm(out, x, w, bias, s);
+}
+void conv2d_backward_input(float* dx, const float* dout, const float* w, const float* bias_c,
+                           const Conv2dShape& s) {
+    backward_input_gemm(dx, dout, w, bias_c, s);
+}
+void conv2d_backward_input(double* dx, const double* dout, const double* w, const double* bias_c,
+                           const Conv2dShape& s) {
+    backward_input_gemm(dx, dout, w, bias_c, s);
+}
+void conv2d_backward_weight(float* dw, const float* x, const float* dout, const Conv2dShape& s) {
+    backward_weight_gemm(dw, x, dout, s);
+}
+void conv2d_backward_weight(double* dw, const double* x, const double* dout, const Conv2dShape& s) {
+    backward_weight_gemm(dw, x, dout, s);
+}
+
+void conv2d_forward_plain(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s) {
+    forward_plain(out, x, w, bias, s);
+}
+void conv2d_forward_plain(double* out, const double* x, const double* w, const double* bias,
+                          const Conv2dShape& s) {
+    forward_plain(out, x, w, bias, s);
+}
+void conv2d_backward_input_plain(float* dx, const float* dout, const float* w, const float* bias_c,
+                                 const Conv2dShape& s) {
+    backward_input_plain(dx, dout, w, bias_c, s);
+}
+void conv2d_backward_input_plain(double* dx, const double* dout, const double* w, const double* bias_c,
+                                 const Conv2dShape& s) {
+    backward_input_plain(dx, dout, w, bias_c, s);
+}
+void conv2d_backward_weight_plain(float* dw, const float* x, const float* dout, const Conv2dShape& s) {
+    backward_weight_plain(dw, x, dout, s);
+}
+void conv2d_backward_weight_plain(double* dw, const double* x, const double* dout, const Conv2dShape& s) {
+    backward_weight_plain(dw, x, dout, s);
+}
+
+}  // namespace cpu
+}  // namespace kg
