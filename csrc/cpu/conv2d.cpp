@@ -29,13 +29,20 @@ namespace {
 // ----------------------------------------------------------------------------------------------
 // Shared helpers
 
-// out[n, c, :] = value[c] (0 when value is nullptr) for every n
-//   out: (N, C, plane), value: (C) or nullptr
+// Below this many element updates a loop runs on the calling thread: waking the other threads
+// costs more than the work (and many tiny calls, as in gradcheck, would pay it every time).
+constexpr int64_t kMinParallelWork = int64_t(1) << 15;
+
+// out[n, c, :] += bias[c] for every n (nothing when bias is nullptr). A pass after the GEMM costs
+// less than starting the GEMM from the bias (beta = 1 makes it read the output from memory).
+//   out: (N, C, plane), bias: (C) or nullptr
 template <typename T>
-void fill_channels(T* out, const T* value, int64_t N, int64_t C, int64_t plane) {
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+void add_bias(T* out, const T* bias, int64_t N, int64_t C, int64_t plane) {
+    if (!bias) return;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static) \
+    if (N * C * plane >= kMinParallelWork)
     for (int64_t nc = 0; nc < N * C; ++nc)
-        std::fill_n(out + nc * plane, plane, value ? value[nc % C] : T(0));
+        for (int64_t i = 0; i < plane; ++i) out[nc * plane + i] += bias[nc % C];
 }
 
 inline bool in_image(int64_t ih, int64_t iw, const Conv2dShape& sz) {
@@ -48,9 +55,38 @@ struct Range {
     int64_t lo, hi;
 };
 inline Range taps_inside(int64_t n_out, int64_t stride, int64_t offset, int64_t n_in) {
-    const int64_t lo = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
+    if (stride == 1) {  // the common case, without divisions
+        const int64_t lo = std::clamp<int64_t>(-offset, 0, n_out);
+        return {lo, std::clamp<int64_t>(n_in - offset, lo, n_out)};
+    }
+    const int64_t lo = offset >= 0 ? 0 : std::min(n_out, (-offset + stride - 1) / stride);
     const int64_t hi = n_in <= offset ? 0 : std::min(n_out, (n_in - offset + stride - 1) / stride);
     return {lo, std::max(lo, hi)};
+}
+
+// Output positions t, t + 1, ... (flat over (n, oh, ow)), up to `end`, that stay on t's output row:
+// (n, oh, ow0), (n, oh, ow0 + 1), ..., `length` of them.
+struct RowRun {
+    int64_t n, oh, ow0, length;
+};
+inline RowRun row_run(int64_t t, int64_t end, const Conv2dShape& sz) {
+    const int64_t ow = t % sz.OW, row = t / sz.OW;  // row = n * OH + oh
+    return {row / sz.OH, row % sz.OH, ow, std::min(end - t, sz.OW - ow)};
+}
+
+// One tap of a row run: dst[i * dst_stride] = x_row[iw0 + i * sw] for i < len, 0 where the column
+// is in the padding.   x_row: one input row (W), or nullptr when the row is in the padding.
+template <typename T>
+void gather_row(T* dst, ptrdiff_t dst_stride, const T* x_row, int64_t iw0, int64_t len,
+                const Conv2dShape& sz) {
+    const Range in = x_row ? taps_inside(len, sz.stride_w, iw0, sz.W) : Range{len, len};
+    for (int64_t i = 0; i < in.lo; ++i) dst[i * dst_stride] = T(0);
+    if (dst_stride == 1 && sz.stride_w == 1) {  // contiguous on both sides: a vectorised copy
+        for (int64_t i = in.lo; i < in.hi; ++i) dst[i] = x_row[iw0 + i];
+    } else {
+        for (int64_t i = in.lo; i < in.hi; ++i) dst[i * dst_stride] = x_row[iw0 + i * sz.stride_w];
+    }
+    for (int64_t i = in.hi; i < len; ++i) dst[i * dst_stride] = T(0);
 }
 
 // A 1x1 convolution that reads every input pixel once, in order: cols[n, g] is x[n, g] itself.
@@ -86,18 +122,20 @@ void for_each_term(const Conv2dShape& sz, F term) {
                 }
 }
 
-// out (N, K, OH, OW) = bias + sum of w[j] * x[i]
+// out (N, K, OH, OW) = sum of w[j] * x[i], + bias
 template <typename T>
 void forward_plain(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
-    fill_channels(out, bias, sz.N, sz.K, sz.OH * sz.OW);
+    std::fill_n(out, sz.N * sz.K * sz.OH * sz.OW, T(0));
     for_each_term(sz, [&](int64_t o, int64_t i, int64_t j) { out[o] += w[j] * x[i]; });
+    add_bias(out, bias, sz.N, sz.K, sz.OH * sz.OW);
 }
 
-// dx (N, C, H, W) = bias_c + sum of dout[o] * w[j] into the x element each term read
+// dx (N, C, H, W) = sum of dout[o] * w[j] into the x element each term read, + bias_c
 template <typename T>
 void backward_input_plain(T* dx, const T* dout, const T* w, const T* bias_c, const Conv2dShape& sz) {
-    fill_channels(dx, bias_c, sz.N, sz.C, sz.H * sz.W);
+    std::fill_n(dx, sz.N * sz.C * sz.H * sz.W, T(0));
     for_each_term(sz, [&](int64_t o, int64_t i, int64_t j) { dx[i] += dout[o] * w[j]; });
+    add_bias(dx, bias_c, sz.N, sz.C, sz.H * sz.W);
 }
 
 // dw (K, Cg, R, S) = sum of dout[o] * x[i] into the weight each term used
@@ -120,6 +158,7 @@ struct ConvTensor {
 // Forward B operand for b = n * groups + g, seen as op_b = cols[n, g]^T (P x Cg*R*S): NR-row
 // panels of output positions j = (oh, ow) against taps p = (c, r, s),
 //   dst[q*NR*kc + p*NR + l] = x[n, g*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
+// A panel's positions fall in a few runs along output rows; for each tap, a run reads one input row.
 template <typename T>
 void pack_cols_forward(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n, int64_t p0,
                        int64_t kc) {
@@ -130,20 +169,22 @@ void pack_cols_forward(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n
     const T* image = x + (b / sz.groups * sz.C + b % sz.groups * Cg) * HW;  // x[n, g*Cg]: (Cg, H, W)
 
     for (int64_t q0 = 0; q0 < n; q0 += NR, dst += NR * kc) {
-        // top-left input pixel of each lane's window; lanes past n start below the image (zeros)
-        int64_t ih0[NR], iw0[NR];
-        for (int l = 0; l < NR; ++l) {
-            const int64_t j = j0 + q0 + l;
-            ih0[l] = q0 + l < n ? j / sz.OW * sz.stride_h - sz.pad_h : sz.H;
-            iw0[l] = j % sz.OW * sz.stride_w - sz.pad_w;
-        }
+        const int64_t lanes = std::min<int64_t>(NR, n - q0);
+        RowRun runs[NR];
+        int n_runs = 0;
+        for (int64_t l = 0; l < lanes; l += runs[n_runs++].length)
+            runs[n_runs] = row_run(j0 + q0 + l, j0 + q0 + lanes, sz);
+
         int64_t c = p0 / (sz.R * sz.S), r = p0 / sz.S % sz.R, s = p0 % sz.S;
         for (int64_t p = 0; p < kc; ++p) {
-            const T* x_c = image + c * HW;
-            for (int l = 0; l < NR; ++l) {
-                const int64_t ih = ih0[l] + r * sz.dil_h, iw = iw0[l] + s * sz.dil_w;
-                dst[p * NR + l] = in_image(ih, iw, sz) ? x_c[ih * sz.W + iw] : T(0);
+            T* d = dst + p * NR;
+            for (int t = 0; t < n_runs; d += runs[t++].length) {
+                const int64_t ih = runs[t].oh * sz.stride_h - sz.pad_h + r * sz.dil_h;
+                const T* x_row = ih >= 0 && ih < sz.H ? image + (c * sz.H + ih) * sz.W : nullptr;
+                const int64_t iw0 = runs[t].ow0 * sz.stride_w - sz.pad_w + s * sz.dil_w;
+                gather_row(d, 1, x_row, iw0, runs[t].length, sz);
             }
+            std::fill(dst + p * NR + lanes, dst + (p + 1) * NR, T(0));
             if (++s == sz.S) {
                 s = 0;
                 if (++r == sz.R) r = 0, ++c;
@@ -177,6 +218,7 @@ void pack_dout_weight_grad(const void* ctx, T* dst, int64_t b, int64_t i0, int64
 // Weight-gradient B operand for group b, op_b = cols[:, b] (Cg*R*S x N*P): NR-row panels of taps
 // j = (c, r, s) against output positions p = (n, oh, ow) of every image,
 //   dst[q*NR*kc + p*NR + l] = x[n, b*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
+// The positions are walked in runs along output rows; for each tap (lane), a run reads one input row.
 template <typename T>
 void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n_taps,
                            int64_t p0, int64_t kc) {
@@ -186,27 +228,26 @@ void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64
     const int64_t Cg = sz.C / sz.groups, HW = sz.H * sz.W, RS = sz.R * sz.S;
 
     for (int64_t q0 = 0; q0 < n_taps; q0 += NR, dst += NR * kc) {
-        // each lane's tap: its channel plane in an image, and its row / column offset in the window;
-        // lanes past n_taps are pushed below the image (zeros)
-        int64_t plane[NR], dr[NR], ds[NR];
-        for (int l = 0; l < NR; ++l) {
+        const int64_t lanes = std::min<int64_t>(NR, n_taps - q0);
+        int64_t plane[NR], dr[NR], ds[NR];  // each lane's channel plane, row and column offsets
+        for (int64_t l = 0; l < lanes; ++l) {
             const int64_t j = j0 + q0 + l;
             plane[l] = (b * Cg + j / RS) * HW;
-            dr[l] = q0 + l < n_taps ? j / sz.S % sz.R * sz.dil_h : sz.H + sz.pad_h;
+            dr[l] = j / sz.S % sz.R * sz.dil_h;
             ds[l] = j % sz.S * sz.dil_w;
         }
-        int64_t n = p0 / (sz.OH * sz.OW), oh = p0 / sz.OW % sz.OH, ow = p0 % sz.OW;
-        for (int64_t p = 0; p < kc; ++p) {
-            const T* x_n = x + n * sz.C * HW;
-            const int64_t ih0 = oh * sz.stride_h - sz.pad_h, iw0 = ow * sz.stride_w - sz.pad_w;
-            for (int l = 0; l < NR; ++l) {
-                const int64_t ih = ih0 + dr[l], iw = iw0 + ds[l];
-                dst[p * NR + l] = in_image(ih, iw, sz) ? x_n[plane[l] + ih * sz.W + iw] : T(0);
+        for (int64_t p = 0; p < kc;) {
+            const RowRun run = row_run(p0 + p, p0 + kc, sz);
+            const T* x_n = x + run.n * sz.C * HW;
+            const int64_t ih0 = run.oh * sz.stride_h - sz.pad_h, iw0 = run.ow0 * sz.stride_w - sz.pad_w;
+            for (int64_t l = 0; l < lanes; ++l) {
+                const int64_t ih = ih0 + dr[l];
+                const T* x_row = ih >= 0 && ih < sz.H ? x_n + plane[l] + ih * sz.W : nullptr;
+                gather_row(dst + p * NR + l, NR, x_row, iw0 + ds[l], run.length, sz);
             }
-            if (++ow == sz.OW) {
-                ow = 0;
-                if (++oh == sz.OH) oh = 0, ++n;
-            }
+            for (int64_t i = 0; i < run.length; ++i)
+                std::fill(dst + (p + i) * NR + lanes, dst + (p + i + 1) * NR, T(0));
+            p += run.length;
         }
     }
 }
@@ -215,7 +256,8 @@ void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64
 // col2im
 
 // dx_c = b + one channel's columns scattered back onto the image:
-//   dx_c[oh*sh - ph + r*dh, ow*sw - pw + s*dw] += dcols_c[(r, s), (oh, ow)]   (taps in the padding dropped)
+//   dx_c[oh*sh - ph + r*dh, ow*sw - pw + s*dw] += dcols_c[(r, s), (oh, ow)]
+// (taps that land in the padding are dropped)
 //   dx_c: (H, W), dcols_c: (R*S, OH*OW)
 template <typename T>
 void col2im_plane(T* dx_c, const T* dcols_c, T b, const Conv2dShape& sz) {
@@ -225,7 +267,8 @@ void col2im_plane(T* dx_c, const T* dcols_c, T b, const Conv2dShape& sz) {
             const Range rows = taps_inside(sz.OH, sz.stride_h, r * sz.dil_h - sz.pad_h, sz.H);
             const Range cols = taps_inside(sz.OW, sz.stride_w, s * sz.dil_w - sz.pad_w, sz.W);
             for (int64_t oh = rows.lo; oh < rows.hi; ++oh) {
-                const int64_t row = (oh * sz.stride_h - sz.pad_h + r * sz.dil_h) * sz.W + s * sz.dil_w - sz.pad_w;
+                const int64_t ih = oh * sz.stride_h - sz.pad_h + r * sz.dil_h;
+                const int64_t row = ih * sz.W + s * sz.dil_w - sz.pad_w;  // + ow * sw: the column
                 const T* src = dcols_c + ((r * sz.S + s) * sz.OH + oh) * sz.OW;
                 for (int64_t ow = cols.lo; ow < cols.hi; ++ow) dx_c[row + ow * sz.stride_w] += src[ow];
             }
@@ -239,7 +282,6 @@ template <typename T>
 void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
     const int64_t G = sz.groups, Cg = sz.C / G, Kg = sz.K / G;
     const int64_t HW = sz.H * sz.W, P = sz.OH * sz.OW, CRS = Cg * sz.R * sz.S;
-    if (bias) fill_channels(out, bias, sz.N, sz.K, P);  // then the GEMM accumulates (beta = 1)
 
     // out[n, g] (Kg x P) = w[g] (Kg x CRS) @ cols[n, g] (CRS x P), b = n * G + g
     std::vector<T*> out_ng(sz.N * G);
@@ -259,7 +301,8 @@ void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dSha
         B.pack = &pack_cols_forward<T>;
         B.ctx = &image;
     }
-    gemm_batched(out_ng.data(), P, 1, A, B, sz.N * G, Kg, P, CRS, bias ? T(1) : T(0));
+    gemm_batched(out_ng.data(), P, 1, A, B, sz.N * G, Kg, P, CRS, T(0));
+    add_bias(out, bias, sz.N, sz.K, P);
 }
 
 template <typename T>
@@ -268,7 +311,6 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
     const int64_t HW = sz.H * sz.W, P = sz.OH * sz.OW, CRS = Cg * sz.R * sz.S;
 
     if (is_pointwise(sz)) {  // dx[n, g] (Cg x HW) = w[g]^T (Cg x Kg) @ dout[n, g] (Kg x HW)
-        if (bias_c) fill_channels(dx, bias_c, sz.N, sz.C, HW);
         std::vector<T*> dx_ng(sz.N * G);
         std::vector<const T*> w_g(sz.N * G), dout_ng(sz.N * G);
         for (int64_t n = 0; n < sz.N; ++n)
@@ -278,7 +320,8 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
                 dout_ng[n * G + g] = dout + (n * sz.K + g * Kg) * HW;
             }
         gemm_batched(dx_ng.data(), HW, 1, w_g.data(), 1, Cg, dout_ng.data(), HW, 1, sz.N * G, Cg, HW,
-                     Kg, bias_c ? T(1) : T(0));
+                     Kg, T(0));
+        add_bias(dx, bias_c, sz.N, sz.C, HW);
         return;
     }
 
@@ -301,7 +344,8 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
         gemm_batched(dcols_ig.data(), P, 1, w_g.data(), 1, CRS, dout_ng.data(), P, 1, images * G, CRS,
                      P, Kg, T(0));
         // dx[n0 + i, c] = col2im(dcols[i, g, (c - g*Cg, :, :), :]) + bias_c[c]
-#pragma omp parallel for num_threads(nt) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static) \
+    if (images * sz.C * HW * sz.R * sz.S >= kMinParallelWork)
         for (int64_t ic = 0; ic < images * sz.C; ++ic) {
             const int64_t i = ic / sz.C, c = ic % sz.C;
             col2im_plane(dx + (n0 * sz.C + ic) * HW, dcols.get() + (i * sz.C + c) * sz.R * sz.S * P,
@@ -334,7 +378,8 @@ void backward_weight_gemm(T* dw, const T* x, const T* dout, const Conv2dShape& s
 void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s) {
     forward_gemm(out, x, w, bias, s);
 }
-void conv2d_forward(double* out, const double* x, const double* w, const double* bias, const Conv2dShape& s) {
+void conv2d_forward(double* out, const double* x, const double* w, const double* bias,
+                    const Conv2dShape& s) {
     forward_gemm(out, x, w, bias, s);
 }
 void conv2d_backward_input(float* dx, const float* dout, const float* w, const float* bias_c,
@@ -352,7 +397,8 @@ void conv2d_backward_weight(double* dw, const double* x, const double* dout, con
     backward_weight_gemm(dw, x, dout, s);
 }
 
-void conv2d_forward_plain(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s) {
+void conv2d_forward_plain(float* out, const float* x, const float* w, const float* bias,
+                          const Conv2dShape& s) {
     forward_plain(out, x, w, bias, s);
 }
 void conv2d_forward_plain(double* out, const double* x, const double* w, const double* bias,

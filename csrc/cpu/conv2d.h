@@ -38,7 +38,8 @@ struct Conv2dShape {
 // out = conv2d(x, w) + bias
 //   out: (N, K, OH, OW), x: (N, C, H, W), w: (K, C/groups, R, S), bias: (K) or nullptr
 void conv2d_forward(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s);
-void conv2d_forward(double* out, const double* x, const double* w, const double* bias, const Conv2dShape& s);
+void conv2d_forward(double* out, const double* x, const double* w, const double* bias,
+                    const Conv2dShape& s);
 
 // dx = d out / d x applied to dout, plus bias_c per channel (conv_transpose2d's bias):
 //   dx[n, c, ih, iw] = bias_c[c] + sum of dout[n, k, oh, ow] * w[k, c - g*Cg, r, s] over the terms
@@ -57,7 +58,8 @@ void conv2d_backward_weight(double* dw, const double* x, const double* dout, con
 // ----------------------------------------------------------------------------------------------
 // Plain kernels: the same three maps (same arguments), one term of the sum at a time
 
-void conv2d_forward_plain(float* out, const float* x, const float* w, const float* bias, const Conv2dShape& s);
+void conv2d_forward_plain(float* out, const float* x, const float* w, const float* bias,
+                          const Conv2dShape& s);
 void conv2d_forward_plain(double* out, const double* x, const double* w, const double* bias,
                           const Conv2dShape& s);
 void conv2d_backward_input_plain(float* dx, const float* dout, const float* w, const float* bias_c,

@@ -4,8 +4,9 @@
 //
 // Every operand has a general row stride and column stride, in elements (ptrdiff_t), so
 // transposed, strided and broadcast (stride 0) operands are handled while packing, never by a
-// separate copy; an operand may also be given by a packing hook (GemmOperand). The driver is the BLIS one: five loops (NC, KC, MC, NR, MR) around an MR x NR
-// micro-kernel that reads packed, 64-byte aligned panels of A and B.
+// separate copy; an operand may also be given by a packing hook (GemmOperand). The driver is the
+// BLIS one: five loops (NC, KC, MC, NR, MR) around an MR x NR micro-kernel that reads packed,
+// 64-byte aligned panels of A and B.
 //
 // Micro-kernels (chosen once at run time, see gemm_set_isa):
 //   - "avx2":    gemm_avx2.cpp, the only file compiled with -mavx2 -mfma: 6 x 16 floats / 6 x 8
@@ -68,7 +69,8 @@ template <typename T>
 struct GemmOperand {
     const T* const* ptrs = nullptr;
     ptrdiff_t rs = 0, ks = 0;
-    void (*pack)(const void* ctx, T* dst, int64_t b, int64_t i0, int64_t n, int64_t p0, int64_t kc) = nullptr;
+    void (*pack)(const void* ctx, T* dst, int64_t b, int64_t i0, int64_t n, int64_t p0,
+                 int64_t kc) = nullptr;
     const void* ctx = nullptr;
 };
 

@@ -24,7 +24,7 @@ using kg::cpu::Conv2dShape;
 // ----------------------------------------------------------------------------------------------
 // Argument checks
 
-std::string str(const py::handle& h) { return py::str(h); }
+std::string shape_of(const py::array& a) { return py::str(a.attr("shape")); }
 std::string str(const Pair& p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
 
 [[noreturn]] void value_error(const char* fn, const std::string& msg) {
@@ -35,7 +35,7 @@ void check_float(const char* fn, const char* name, const py::array& a) {
     const py::dtype dt = a.dtype();
     if (dt.kind() != 'f' || (dt.itemsize() != 4 && dt.itemsize() != 8))
         throw py::type_error(std::string(fn) + ": expected " + name + " to be float32 or float64, got " +
-                             str(a.dtype()));
+                             std::string(py::str(dt)));
 }
 
 // a has ref's dtype (byte order aside), ref being float32 or float64
@@ -43,22 +43,31 @@ void check_same_dtype(const char* fn, const char* name, const py::array& a, cons
                       const py::array& ref) {
     if (a.dtype().kind() != 'f' || a.dtype().itemsize() != ref.dtype().itemsize())
         throw py::type_error(std::string(fn) + ": expected " + name + " to have the dtype of " + ref_name +
-                             " (" + str(ref.dtype()) + "), got " + str(a.dtype()));
+                             " (" + std::string(py::str(ref.dtype())) + "), got " +
+                             std::string(py::str(a.dtype())));
 }
 
-void check_ndim(const char* fn, const char* name, const py::array& a, py::ssize_t ndim, const char* layout) {
+void check_ndim(const char* fn, const char* name, const py::array& a, py::ssize_t ndim,
+                const char* layout) {
     if (a.ndim() != ndim)
-        value_error(fn, std::string("expected ") + name + " to be " + std::to_string(ndim) + "-D " + layout +
-                            ", got shape " + str(a.attr("shape")));
+        value_error(fn, std::string("expected ") + name + " to be " + std::to_string(ndim) + "-D " +
+                            layout + ", got shape " + shape_of(a));
 }
 
 void check_at_least(const char* fn, const char* name, const Pair& p, int64_t low) {
     if (p[0] < low || p[1] < low)
-        value_error(fn, std::string("expected ") + name + " >= " + std::to_string(low) + ", got " + str(p));
+        value_error(fn, std::string("expected ") + name + " >= " + std::to_string(low) + ", got " +
+                            str(p));
 }
 
-// The geometry arguments every binding takes, checked; the image and kernel sizes are filled in
-// by the caller.
+// grad_output (N, K, OH, OW) with OH, OW >= 1
+void check_grad_output(const char* fn, const py::array& grad_output) {
+    check_ndim(fn, "grad_output", grad_output, 4, "(N, K, OH, OW)");
+    if (grad_output.shape(2) < 1 || grad_output.shape(3) < 1)
+        value_error(fn, "expected grad_output to have OH, OW >= 1, got shape " + shape_of(grad_output));
+}
+
+// The geometry arguments every binding takes, checked; the sizes are filled in by the caller.
 Conv2dShape geometry(const char* fn, const Pair& stride, const Pair& padding, const Pair& dilation,
                      int64_t groups) {
     check_at_least(fn, "stride", stride, 1);
@@ -73,8 +82,7 @@ Conv2dShape geometry(const char* fn, const Pair& stride, const Pair& padding, co
     return sz;
 }
 
-// Checks the channel counts of a weight w (K, C / groups, R, S) against C and groups, and sets
-// sz.C, sz.K, sz.R, sz.S.
+// Checks a weight w (K, C / groups, R, S) against C and groups; sets sz.C, sz.K, sz.R, sz.S.
 void set_channels(const char* fn, Conv2dShape& sz, int64_t C, const char* C_from, const py::array& w) {
     check_ndim(fn, "weight", w, 4, "(K, C / groups, R, S)");
     if (C % sz.groups != 0 || w.shape(0) % sz.groups != 0)
@@ -82,18 +90,20 @@ void set_channels(const char* fn, Conv2dShape& sz, int64_t C, const char* C_from
                             std::to_string(C) + " (" + C_from + ") and K = weight.shape[0] = " +
                             std::to_string(w.shape(0)));
     if (w.shape(1) != C / sz.groups)
-        value_error(fn, "expected weight.shape[1] == C / groups = " + std::to_string(C / sz.groups) + " (C = " +
-                            C_from + "), got weight of shape " + str(w.attr("shape")));
+        value_error(fn, "expected weight.shape[1] == C / groups = " + std::to_string(C / sz.groups) +
+                            " (C = " + C_from + "), got weight of shape " + shape_of(w));
     if (w.shape(2) < 1 || w.shape(3) < 1)
-        value_error(fn, "expected a kernel of at least 1 x 1, got weight of shape " + str(w.attr("shape")));
+        value_error(fn, "expected a kernel of at least 1 x 1, got weight of shape " + shape_of(w));
     sz.C = C, sz.K = w.shape(0), sz.R = w.shape(2), sz.S = w.shape(3);
 }
 
-void check_bias(const char* fn, const py::array& bias, int64_t n, const char* what, const py::array& x) {
-    check_same_dtype(fn, "bias", bias, "the input", x);
-    if (bias.ndim() != 1 || bias.shape(0) != n)
+void check_bias(const char* fn, const std::optional<py::array>& bias, int64_t n, const char* what,
+                const char* ref_name, const py::array& ref) {
+    if (!bias) return;
+    check_same_dtype(fn, "bias", *bias, ref_name, ref);
+    if (bias->ndim() != 1 || bias->shape(0) != n)
         value_error(fn, "expected bias of shape (" + std::to_string(n) + ",) (" + what + "), got shape " +
-                            str(bias.attr("shape")));
+                            shape_of(*bias));
 }
 
 // a as a C-contiguous, aligned array of native T: a itself when it is one already, else a copy.
@@ -118,8 +128,8 @@ std::optional<Contiguous<T>> contiguous(const std::optional<py::array>& a) {
 // The three kernels on checked arguments
 
 template <typename T>
-py::array forward_typed(const py::array& x_in, const py::array& w_in, const std::optional<py::array>& bias_in,
-                        const Conv2dShape& sz, bool plain) {
+py::array forward_typed(const py::array& x_in, const py::array& w_in,
+                        const std::optional<py::array>& bias_in, const Conv2dShape& sz, bool plain) {
     const auto x = contiguous<T>(x_in), w = contiguous<T>(w_in);
     const auto bias = contiguous<T>(bias_in);
     py::array_t<T> out({sz.N, sz.K, sz.OH, sz.OW});
@@ -127,14 +137,16 @@ py::array forward_typed(const py::array& x_in, const py::array& w_in, const std:
     const T *xp = x.data(), *wp = w.data(), *bp = bias ? bias->data() : nullptr;
     {
         py::gil_scoped_release no_gil;
-        plain ? kg::cpu::conv2d_forward_plain(o, xp, wp, bp, sz) : kg::cpu::conv2d_forward(o, xp, wp, bp, sz);
+        plain ? kg::cpu::conv2d_forward_plain(o, xp, wp, bp, sz)
+              : kg::cpu::conv2d_forward(o, xp, wp, bp, sz);
     }
     return std::move(out);
 }
 
 template <typename T>
 py::array backward_input_typed(const py::array& dout_in, const py::array& w_in,
-                               const std::optional<py::array>& bias_in, const Conv2dShape& sz, bool plain) {
+                               const std::optional<py::array>& bias_in, const Conv2dShape& sz,
+                               bool plain) {
     const auto dout = contiguous<T>(dout_in), w = contiguous<T>(w_in);
     const auto bias = contiguous<T>(bias_in);
     py::array_t<T> dx({sz.N, sz.C, sz.H, sz.W});
@@ -157,7 +169,8 @@ py::array backward_weight_typed(const py::array& x_in, const py::array& dout_in,
     const T *xp = x.data(), *dp = dout.data();
     {
         py::gil_scoped_release no_gil;
-        plain ? kg::cpu::conv2d_backward_weight_plain(o, xp, dp, sz) : kg::cpu::conv2d_backward_weight(o, xp, dp, sz);
+        plain ? kg::cpu::conv2d_backward_weight_plain(o, xp, dp, sz)
+              : kg::cpu::conv2d_backward_weight(o, xp, dp, sz);
     }
     return std::move(dw);
 }
@@ -175,56 +188,53 @@ py::array conv2d_forward(const py::array& x, const py::array& weight, const std:
     Conv2dShape sz = geometry(fn, stride, padding, dilation, groups);
     set_channels(fn, sz, x.shape(1), "x.shape[1]", weight);
     check_at_least(fn, "output_size", output_size, 1);
+    check_bias(fn, bias, sz.K, "K = weight.shape[0]", "x", x);
     sz.N = x.shape(0), sz.H = x.shape(2), sz.W = x.shape(3);
     sz.OH = output_size[0], sz.OW = output_size[1];
-    if (bias) check_bias(fn, *bias, sz.K, "K = weight.shape[0]", x);
     return x.dtype().itemsize() == 4 ? forward_typed<float>(x, weight, bias, sz, plain)
                                      : forward_typed<double>(x, weight, bias, sz, plain);
 }
 
 py::array conv2d_backward_input(const py::array& grad_output, const py::array& weight,
-                                const std::optional<py::array>& bias,
-                                const Pair& input_size, const Pair& stride, const Pair& padding,
-                                const Pair& dilation, int64_t groups, bool plain) {
+                                const std::optional<py::array>& bias, const Pair& input_size,
+                                const Pair& stride, const Pair& padding, const Pair& dilation,
+                                int64_t groups, bool plain) {
     const char* fn = "conv2d_backward_input";
     check_float(fn, "grad_output", grad_output);
     check_same_dtype(fn, "weight", weight, "grad_output", grad_output);
-    check_ndim(fn, "grad_output", grad_output, 4, "(N, K, OH, OW)");
+    check_grad_output(fn, grad_output);
     Conv2dShape sz = geometry(fn, stride, padding, dilation, groups);
     check_ndim(fn, "weight", weight, 4, "(K, C / groups, R, S)");
     set_channels(fn, sz, weight.shape(1) * groups, "weight.shape[1] * groups", weight);
     if (grad_output.shape(1) != sz.K)
         value_error(fn, "expected grad_output.shape[1] == K = weight.shape[0] = " + std::to_string(sz.K) +
-                            ", got grad_output of shape " + str(grad_output.attr("shape")));
+                            ", got grad_output of shape " + shape_of(grad_output));
     check_at_least(fn, "input_size", input_size, 1);
-    if (grad_output.shape(2) < 1 || grad_output.shape(3) < 1)
-        value_error(fn, "expected grad_output to have OH, OW >= 1, got shape " + str(grad_output.attr("shape")));
+    check_bias(fn, bias, sz.C, "C = weight.shape[1] * groups", "grad_output", grad_output);
     sz.N = grad_output.shape(0), sz.H = input_size[0], sz.W = input_size[1];
     sz.OH = grad_output.shape(2), sz.OW = grad_output.shape(3);
-    if (bias) check_bias(fn, *bias, sz.C, "C = weight.shape[1] * groups", grad_output);
-    return grad_output.dtype().itemsize() == 4 ? backward_input_typed<float>(grad_output, weight, bias, sz, plain)
-                                               : backward_input_typed<double>(grad_output, weight, bias, sz, plain);
+    return grad_output.dtype().itemsize() == 4
+               ? backward_input_typed<float>(grad_output, weight, bias, sz, plain)
+               : backward_input_typed<double>(grad_output, weight, bias, sz, plain);
 }
 
 py::array conv2d_backward_weight(const py::array& x, const py::array& grad_output, const Pair& kernel_size,
-                                 const Pair& stride, const Pair& padding, const Pair& dilation, int64_t groups,
-                                 bool plain) {
+                                 const Pair& stride, const Pair& padding, const Pair& dilation,
+                                 int64_t groups, bool plain) {
     const char* fn = "conv2d_backward_weight";
     check_float(fn, "x", x);
     check_same_dtype(fn, "grad_output", grad_output, "x", x);
     check_ndim(fn, "x", x, 4, "(N, C, H, W)");
-    check_ndim(fn, "grad_output", grad_output, 4, "(N, K, OH, OW)");
+    check_grad_output(fn, grad_output);
     Conv2dShape sz = geometry(fn, stride, padding, dilation, groups);
     check_at_least(fn, "kernel_size", kernel_size, 1);
     if (grad_output.shape(0) != x.shape(0))
         value_error(fn, "expected x and grad_output to have the same batch size N, got shapes " +
-                            str(x.attr("shape")) + " and " + str(grad_output.attr("shape")));
+                            shape_of(x) + " and " + shape_of(grad_output));
     if (x.shape(1) % groups != 0 || grad_output.shape(1) % groups != 0)
         value_error(fn, "expected groups = " + std::to_string(groups) + " to divide C = x.shape[1] = " +
                             std::to_string(x.shape(1)) + " and K = grad_output.shape[1] = " +
                             std::to_string(grad_output.shape(1)));
-    if (grad_output.shape(2) < 1 || grad_output.shape(3) < 1)
-        value_error(fn, "expected grad_output to have OH, OW >= 1, got shape " + str(grad_output.attr("shape")));
     sz.N = x.shape(0), sz.C = x.shape(1), sz.H = x.shape(2), sz.W = x.shape(3);
     sz.K = grad_output.shape(1), sz.R = kernel_size[0], sz.S = kernel_size[1];
     sz.OH = grad_output.shape(2), sz.OW = grad_output.shape(3);
@@ -236,27 +246,30 @@ py::array conv2d_backward_weight(const py::array& x, const py::array& grad_outpu
 
 void bind_conv(py::module_& m) {
     using py::arg;
-    const auto geometry_doc =
+    const std::string geometry_doc =
         "stride, padding, dilation: (h, w) pairs, stride and dilation >= 1, padding >= 0: the top and\n"
-        "left zero padding (the bottom and right padding is what the output size implies). groups\n"
-        "divides C and K. Inputs: float32 or float64 (one dtype), any strides (made contiguous).\n"
-        "plain=True runs the plain loop kernel instead of the GEMM one (for tests). The GIL is released.";
-    m.def("conv2d_forward", &conv2d_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"), arg("padding"),
-          arg("dilation"), arg("groups"), arg("output_size"), arg("plain") = false,
-          (std::string("conv2d_forward(x, weight, bias, stride, padding, dilation, groups, output_size) -> out\n\n"
-                       "out (N, K, OH, OW) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias (K,) or None;\n"
-                       "output_size = (OH, OW) >= 1.\n") + geometry_doc).c_str());
+        "left zero padding (the bottom and right padding is what the sizes imply). groups divides C\n"
+        "and K. Arrays: float32 or float64 (one dtype), any strides (made contiguous). plain=True runs\n"
+        "the plain loop kernel instead of the GEMM one (for tests). The GIL is released.";
+    m.def("conv2d_forward", &conv2d_forward, arg("x"), arg("weight"), arg("bias"), arg("stride"),
+          arg("padding"), arg("dilation"), arg("groups"), arg("output_size"), arg("plain") = false,
+          ("conv2d_forward(x, weight, bias, stride, padding, dilation, groups, output_size) -> out\n\n"
+           "out (N, K, OH, OW) = conv2d(x (N, C, H, W), weight (K, C/groups, R, S)) + bias (K,) or\n"
+           "None; output_size = (OH, OW) >= 1.\n" + geometry_doc).c_str());
     m.def("conv2d_backward_input", &conv2d_backward_input, arg("grad_output"), arg("weight"), arg("bias"),
-          arg("input_size"), arg("stride"), arg("padding"), arg("dilation"), arg("groups"), arg("plain") = false,
-          (std::string("conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding, dilation, "
-                       "groups) -> dx\n\n"
-                       "dx (N, C, H, W): the gradient of conv2d with respect to its input x, for grad_output\n"
-                       "(N, K, OH, OW) and weight (K, C/groups, R, S); input_size = (H, W) >= 1. Plus bias (C,)\n"
-                       "per channel when given: this is conv_transpose2d.\n") + geometry_doc).c_str());
-    m.def("conv2d_backward_weight", &conv2d_backward_weight, arg("x"), arg("grad_output"), arg("kernel_size"),
-          arg("stride"), arg("padding"), arg("dilation"), arg("groups"), arg("plain") = false,
-          (std::string("conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups) -> dw\n\n"
-                       "dw (K, C/groups, R, S): the gradient of conv2d with respect to its weight, for x\n"
-                       "(N, C, H, W) and grad_output (N, K, OH, OW); kernel_size = (R, S) >= 1.\n") + geometry_doc)
+          arg("input_size"), arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
+          arg("plain") = false,
+          ("conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding, dilation,\n"
+           "groups) -> dx\n\n"
+           "dx (N, C, H, W): the gradient of conv2d with respect to its input, for grad_output\n"
+           "(N, K, OH, OW) and weight (K, C/groups, R, S); input_size = (H, W) >= 1. Plus bias (C,) per\n"
+           "channel when given: this is conv_transpose2d.\n" + geometry_doc).c_str());
+    m.def("conv2d_backward_weight", &conv2d_backward_weight, arg("x"), arg("grad_output"),
+          arg("kernel_size"), arg("stride"), arg("padding"), arg("dilation"), arg("groups"),
+          arg("plain") = false,
+          ("conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups)\n"
+           "-> dw\n\n"
+           "dw (K, C/groups, R, S): the gradient of conv2d with respect to its weight, for x\n"
+           "(N, C, H, W) and grad_output (N, K, OH, OW); kernel_size = (R, S) >= 1.\n" + geometry_doc)
               .c_str());
 }
