@@ -193,52 +193,73 @@ void pack_cols_forward(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n
     }
 }
 
-// Weight-gradient A operand for group b, op_b = dout[:, b*Kg : (b+1)*Kg] as a (Kg x N*P) matrix:
-//   dst[q*MR*kc + p*MR + l] = dout[n, b*Kg + k, oh, ow],  k = i0 + q*MR + l,  (n, oh, ow) = p0 + p
+// What the weight-gradient hooks read: x (N, C, H, W) or dout (N, K, OH, OW), and how the
+// output positions are split: batch index b = t * groups + g is group g over positions
+// [t * part, (t + 1) * part) of the N * OH * OW (flat over (n, oh, ow)); past the end, zeros.
+template <typename T>
+struct PositionPart {
+    const T* data;
+    const Conv2dShape* sz;
+    int64_t part;
+};
+
+// The first position of columns p0 ... of operand b, and how many of the kc columns are real.
+template <typename T>
+Range part_columns(const PositionPart<T>& pp, int64_t b, int64_t p0, int64_t kc) {
+    const Conv2dShape& sz = *pp.sz;
+    const int64_t first = b / sz.groups * pp.part + p0;
+    return {first, std::clamp<int64_t>(sz.N * sz.OH * sz.OW - first, 0, kc)};
+}
+
+// Weight-gradient A operand, op_b = dout[:, g*Kg : (g+1)*Kg] over part t, a (Kg x part) matrix:
+//   dst[q*MR*kc + p*MR + l] = dout[n, g*Kg + k, oh, ow],  k = i0 + q*MR + l,  (n, oh, ow) = first + p
 template <typename T>
 void pack_dout_weight_grad(const void* ctx, T* dst, int64_t b, int64_t i0, int64_t m, int64_t p0,
                            int64_t kc) {
     constexpr int MR = GemmBlocking<T>::MR;
-    const auto& [dout, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
-    const Conv2dShape& sz = *sz_ptr;
-    const int64_t P = sz.OH * sz.OW, k_first = b * (sz.K / sz.groups) + i0;
+    const auto& pp = *static_cast<const PositionPart<T>*>(ctx);
+    const Conv2dShape& sz = *pp.sz;
+    const int64_t P = sz.OH * sz.OW, k_first = b % sz.groups * (sz.K / sz.groups) + i0;
+    const auto [first, real] = part_columns(pp, b, p0, kc);
 
     for (int64_t q0 = 0; q0 < m; q0 += MR, dst += MR * kc) {
         const int64_t lanes = std::min<int64_t>(MR, m - q0);
-        int64_t n = p0 / P, pos = p0 % P;
-        for (int64_t p = 0; p < kc; ++p) {
-            const T* d = dout + (n * sz.K + k_first + q0) * P + pos;  // dout[n, k, pos] for lane 0
+        int64_t n = first / P, pos = first % P;
+        for (int64_t p = 0; p < real; ++p) {
+            const T* d = pp.data + (n * sz.K + k_first + q0) * P + pos;  // dout[n, k, pos] for lane 0
             for (int64_t l = 0; l < lanes; ++l) dst[p * MR + l] = d[l * P];
             for (int64_t l = lanes; l < MR; ++l) dst[p * MR + l] = T(0);
             if (++pos == P) pos = 0, ++n;
         }
+        std::fill(dst + real * MR, dst + kc * MR, T(0));
     }
 }
 
-// Weight-gradient B operand for group b, op_b = cols[:, b] (Cg*R*S x N*P): NR-row panels of taps
-// j = (c, r, s) against output positions p = (n, oh, ow) of every image,
-//   dst[q*NR*kc + p*NR + l] = x[n, b*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
+// Weight-gradient B operand, op_b = cols[:, g] over part t (Cg*R*S x part): NR-row panels of taps
+// j = (c, r, s) against output positions (n, oh, ow) = first + p, across images,
+//   dst[q*NR*kc + p*NR + l] = x[n, g*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]   (0 outside)
 // The positions are walked in runs along output rows; for each tap (lane), a run reads one input row.
 template <typename T>
 void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n_taps,
                            int64_t p0, int64_t kc) {
     constexpr int NR = GemmBlocking<T>::NR;
-    const auto& [x, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
-    const Conv2dShape& sz = *sz_ptr;
-    const int64_t Cg = sz.C / sz.groups, HW = sz.H * sz.W, RS = sz.R * sz.S;
+    const auto& pp = *static_cast<const PositionPart<T>*>(ctx);
+    const Conv2dShape& sz = *pp.sz;
+    const int64_t g = b % sz.groups, Cg = sz.C / sz.groups, HW = sz.H * sz.W, RS = sz.R * sz.S;
+    const auto [first, real] = part_columns(pp, b, p0, kc);
 
     for (int64_t q0 = 0; q0 < n_taps; q0 += NR, dst += NR * kc) {
         const int64_t lanes = std::min<int64_t>(NR, n_taps - q0);
         int64_t plane[NR], dr[NR], ds[NR];  // each lane's channel plane, row and column offsets
         for (int64_t l = 0; l < lanes; ++l) {
             const int64_t j = j0 + q0 + l;
-            plane[l] = (b * Cg + j / RS) * HW;
+            plane[l] = (g * Cg + j / RS) * HW;
             dr[l] = j / sz.S % sz.R * sz.dil_h;
             ds[l] = j % sz.S * sz.dil_w;
         }
-        for (int64_t p = 0; p < kc;) {
-            const RowRun run = row_run(p0 + p, p0 + kc, sz);
-            const T* x_n = x + run.n * sz.C * HW;
+        for (int64_t p = 0; p < real;) {
+            const RowRun run = row_run(first + p, first + real, sz);
+            const T* x_n = pp.data + run.n * sz.C * HW;
             const int64_t ih0 = run.oh * sz.stride_h - sz.pad_h, iw0 = run.ow0 * sz.stride_w - sz.pad_w;
             for (int64_t l = 0; l < lanes; ++l) {
                 const int64_t ih = ih0 + dr[l];
@@ -249,6 +270,7 @@ void pack_cols_weight_grad(const void* ctx, T* dst, int64_t b, int64_t j0, int64
                 std::fill(dst + (p + i) * NR + lanes, dst + (p + i + 1) * NR, T(0));
             p += run.length;
         }
+        std::fill(dst + real * NR, dst + kc * NR, T(0));
     }
 }
 
@@ -356,18 +378,32 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
 
 template <typename T>
 void backward_weight_gemm(T* dw, const T* x, const T* dout, const Conv2dShape& sz) {
-    const int64_t G = sz.groups, Kg = sz.K / G, CRS = sz.C / G * sz.R * sz.S;
-    // dw[g] (Kg x CRS) = dout[:, g] (Kg x N*P) @ cols[:, g]^T (N*P x CRS): one GEMM per group
-    // whose inner dimension runs over every output position of every image
-    const ConvTensor<T> dout_t{dout, &sz}, x_t{x, &sz};
+    const int64_t G = sz.groups, Kg = sz.K / G, CRS = sz.C / G * sz.R * sz.S, size = sz.K * CRS;
+    // dw[g] (Kg x CRS) = sum over parts t of dout[:, g, part t] (Kg x part) @ cols[:, g, part t]^T:
+    // the N * OH * OW output positions (of every image) split into one part per thread, so the
+    // GEMMs run side by side (threads over the batch, no barriers), then the partial sums add up.
+    const int64_t parts = get_num_threads();
+    const int64_t part = (sz.N * sz.OH * sz.OW + parts - 1) / parts;
+    const std::unique_ptr<T[]> partial(parts > 1 ? new T[parts * size] : nullptr);  // (parts, K, CRS)
+    T* const dw_t = parts > 1 ? partial.get() : dw;
+    std::vector<T*> dw_tg(parts * G);
+    for (int64_t b = 0; b < parts * G; ++b) dw_tg[b] = dw_t + b * Kg * CRS;  // b = t * G + g
+
+    const PositionPart<T> dout_parts{dout, &sz, part}, x_parts{x, &sz, part};
     GemmOperand<T> A, B;
     A.pack = &pack_dout_weight_grad<T>;
-    A.ctx = &dout_t;
+    A.ctx = &dout_parts;
     B.pack = &pack_cols_weight_grad<T>;
-    B.ctx = &x_t;
-    std::vector<T*> dw_g(G);
-    for (int64_t g = 0; g < G; ++g) dw_g[g] = dw + g * Kg * CRS;
-    gemm_batched(dw_g.data(), CRS, 1, A, B, G, Kg, CRS, sz.N * sz.OH * sz.OW, T(0));
+    B.ctx = &x_parts;
+    gemm_batched(dw_tg.data(), CRS, 1, A, B, parts * G, Kg, CRS, part, T(0));
+    if (parts == 1) return;
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static) \
+    if (parts * size >= kMinParallelWork)
+    for (int64_t i = 0; i < size; ++i) {
+        T sum = T(0);
+        for (int64_t t = 0; t < parts; ++t) sum += partial[t * size + i];
+        dw[i] = sum;
+    }
 }
 
 }  // namespace
