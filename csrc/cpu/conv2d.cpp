@@ -9,10 +9,13 @@
 //       backward-weight:  dw[g] (Kg x Cg*R*S) = sum_n dout[n, g] @ cols[n, g]^T
 //     where cols[n, g][(c, r, s), (oh, ow)] = x[n, g*Cg + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]
 //     is the im2col matrix (0 in the padding). cols is never stored: the GEMM packs its panels
-//     straight from the image through a GemmOperand hook (implicit im2col). A 1x1 convolution
-//     with stride 1 and no padding has cols[n, g] = x[n, g], which the GEMM reads in place.
-//     Threads: the GEMM's (over the batch of (image, group) products when there are enough of
-//     them, else inside each product); col2im threads over (image, channel) planes.
+//     straight from the image through a GemmOperand hook (implicit im2col); so does dout for the
+//     weight gradient, whose GEMM runs over the output positions of all images at once. A 1x1
+//     convolution with stride 1 and no padding has cols[n, g] = x[n, g], read in place.
+//     Threads: the GEMM's, over the batch of (image, group) products when there are enough of
+//     them, else inside each product; the weight gradient gives each thread its own part of the
+//     output positions (no barriers) and adds the partial sums; col2im threads over
+//     (image, channel) planes.
 #include "cpu/conv2d.h"
 
 #include <algorithm>
@@ -148,10 +151,10 @@ void backward_weight_plain(T* dw, const T* x, const T* dout, const Conv2dShape& 
 // ----------------------------------------------------------------------------------------------
 // Packing hooks (GemmOperand::pack): the im2col matrix and dout, read in place
 
-// What a hook reads: x (N, C, H, W) or dout (N, K, OH, OW), and the convolution's sizes.
+// What the forward hook reads: the images x (N, C, H, W) and the convolution's sizes.
 template <typename T>
-struct ConvTensor {
-    const T* data;
+struct ConvImages {
+    const T* x;
     const Conv2dShape* sz;
 };
 
@@ -163,7 +166,7 @@ template <typename T>
 void pack_cols_forward(const void* ctx, T* dst, int64_t b, int64_t j0, int64_t n, int64_t p0,
                        int64_t kc) {
     constexpr int NR = GemmBlocking<T>::NR;
-    const auto& [x, sz_ptr] = *static_cast<const ConvTensor<T>*>(ctx);
+    const auto& [x, sz_ptr] = *static_cast<const ConvImages<T>*>(ctx);
     const Conv2dShape& sz = *sz_ptr;
     const int64_t Cg = sz.C / sz.groups, HW = sz.H * sz.W;
     const T* image = x + (b / sz.groups * sz.C + b % sz.groups * Cg) * HW;  // x[n, g*Cg]: (Cg, H, W)
@@ -307,21 +310,18 @@ void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dSha
 
     // out[n, g] (Kg x P) = w[g] (Kg x CRS) @ cols[n, g] (CRS x P), b = n * G + g
     std::vector<T*> out_ng(sz.N * G);
-    std::vector<const T*> w_g(sz.N * G), x_ng(sz.N * G);
-    for (int64_t n = 0; n < sz.N; ++n)
-        for (int64_t g = 0; g < G; ++g) {
-            out_ng[n * G + g] = out + (n * sz.K + g * Kg) * P;
-            w_g[n * G + g] = w + g * Kg * CRS;
-            x_ng[n * G + g] = x + (n * sz.C + g * Cg) * HW;
-        }
+    std::vector<const T*> w_g(sz.N * G);
+    for (int64_t b = 0; b < sz.N * G; ++b) {
+        out_ng[b] = out + (b / G * sz.K + b % G * Kg) * P;
+        w_g[b] = w + b % G * Kg * CRS;
+    }
     const GemmOperand<T> A{w_g.data(), CRS, 1};
-    const ConvTensor<T> image{x, &sz};
-    GemmOperand<T> B;
-    if (is_pointwise(sz)) {
-        B = {x_ng.data(), 1, HW};  // op_b = cols[n, g]^T = x[n, g]^T (HW x Cg)
-    } else {
-        B.pack = &pack_cols_forward<T>;
-        B.ctx = &image;
+    const ConvImages<T> image{x, &sz};
+    GemmOperand<T> B{nullptr, 0, 0, &pack_cols_forward<T>, &image};
+    std::vector<const T*> x_ng;
+    if (is_pointwise(sz)) {  // op_b = cols[n, g]^T = x[n, g]^T (HW x Cg), read in place
+        for (int64_t b = 0; b < sz.N * G; ++b) x_ng.push_back(x + (b / G * sz.C + b % G * Cg) * HW);
+        B = {x_ng.data(), 1, HW};
     }
     gemm_batched(out_ng.data(), P, 1, A, B, sz.N * G, Kg, P, CRS, T(0));
     add_bias(out, bias, sz.N, sz.K, P);
@@ -390,11 +390,8 @@ void backward_weight_gemm(T* dw, const T* x, const T* dout, const Conv2dShape& s
     for (int64_t b = 0; b < parts * G; ++b) dw_tg[b] = dw_t + b * Kg * CRS;  // b = t * G + g
 
     const PositionPart<T> dout_parts{dout, &sz, part}, x_parts{x, &sz, part};
-    GemmOperand<T> A, B;
-    A.pack = &pack_dout_weight_grad<T>;
-    A.ctx = &dout_parts;
-    B.pack = &pack_cols_weight_grad<T>;
-    B.ctx = &x_parts;
+    const GemmOperand<T> A{nullptr, 0, 0, &pack_dout_weight_grad<T>, &dout_parts};
+    const GemmOperand<T> B{nullptr, 0, 0, &pack_cols_weight_grad<T>, &x_parts};
     gemm_batched(dw_tg.data(), CRS, 1, A, B, parts * G, Kg, CRS, part, T(0));
     if (parts == 1) return;
 #pragma omp parallel for num_threads(get_num_threads()) schedule(static) \

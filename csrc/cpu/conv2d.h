@@ -13,7 +13,8 @@
 //     kernels are tested against);
 //   - the fast ones, GEMMs on the GEMM of gemm.h: forward packs the im2col matrix straight from
 //     the image (no buffer), backward-input is a GEMM into a column buffer then a col2im
-//     scatter-add, backward-weight is one GEMM per group over all images.
+//     scatter-add, backward-weight is a GEMM per group over the output positions of all images
+//     (one part of them per thread), packed straight from x and dout.
 #pragma once
 
 #include <cstdint>
