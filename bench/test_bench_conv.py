@@ -3,11 +3,10 @@
 One benchmark group per case and direction (forward; forward + backward for input, weight and bias),
 with members kernelgrad / reference / torch.
 """
-import numpy as np
-import pytest
-
 import kernelgrad as kg
 import kernelgrad.nn.functional as F
+import numpy as np
+import pytest
 from kernelgrad import reference
 
 # name, x shape (N, C, H, W), weight shape (K, C/groups, R, S), stride, padding, groups
@@ -23,7 +22,7 @@ def group_name(direction, name, xs, ws, stride, padding, groups):
 
 
 def make_case(request, benchmark, direction):
-    name, xs, ws, stride, padding, groups = request.param
+    _, xs, ws, stride, padding, groups = request.param
     rng = np.random.default_rng(0)
     x = rng.standard_normal(xs).astype(np.float32)
     w = (rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(np.float32)

@@ -6,11 +6,10 @@ float32 tolerance: each output is a sum of `terms` products of O(1) values, accu
 order than the reference; rounding grows like eps * sqrt(terms) typically and eps * terms at worst,
 so atol = 2e-6 * terms (eps = 1.2e-7), well below one wrong or missing term.
 """
-import numpy as np
-import pytest
-
 import kernelgrad as kg
 import kernelgrad.nn.functional as F
+import numpy as np
+import pytest
 from kernelgrad import reference as ref
 
 gradcheck = kg.autograd.gradcheck

@@ -9,7 +9,6 @@ atol = 2e-6 * terms (eps = 1.2e-7), far below the size of one wrong or missing t
 """
 import numpy as np
 import pytest
-
 from kernelgrad import _C
 from kernelgrad import reference as ref
 
@@ -133,7 +132,7 @@ def test_results_across_thread_counts(rng):
 @pytest.mark.parametrize("plain", [False, True], ids=["gemm", "plain"])
 def test_backward_input_adds_bias_per_channel(case, plain, rng):
     """conv_transpose2d's bias: backward_input(g, w, bias) = backward_input(g, w) + bias[c]."""
-    x, w, b, g, geo, out_size = operands(case, np.float64, rng)
+    x, w, _, g, geo, _ = operands(case, np.float64, rng)
     bias_c = rng.standard_normal(x.shape[1])
     with_bias = _C.conv2d_backward_input(g, w, bias_c, x.shape[2:], *geo, plain=plain)
     without = _C.conv2d_backward_input(g, w, None, x.shape[2:], *geo, plain=plain)

@@ -2,11 +2,10 @@
 F, ConvTranspose2d's output_size, constructor errors; torch as an extra oracle for a small network."""
 import math
 
-import numpy as np
-import pytest
-
 import kernelgrad as kg
 import kernelgrad.nn.functional as F
+import numpy as np
+import pytest
 from kernelgrad import nn
 
 

@@ -26,7 +26,7 @@ __all__ = [
     # random
     "uniform", "normal", "integers", "permutation",
 ]
-__all__ += ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"]
+__all__ += ["conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward"]
 
 # --- creation and conversion
 asarray = np.asarray

@@ -397,7 +397,9 @@ _CONV_MINIMUM = {
 
 def _conv_pair(value, name, what):
     """An int, or a sequence of 1 or 2 ints, as an (h, w) pair checked against _CONV_MINIMUM."""
-    is_int = lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool)  # noqa: E731
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
     if is_int(value):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and all(is_int(v) for v in value) and len(value) in (1, 2):
@@ -475,7 +477,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     what = "conv2d"
     x = _conv_operands(what, input, weight, bias, groups, "(out_channels, in_channels / groups, kH, kW)")
     stride, dilation = _conv_pair(stride, "stride", what), _conv_pair(dilation, "dilation", what)
-    N, C, H, W = x.shape
+    _, C, H, W = x.shape
     K, Cg, R, S = weight.shape
     if K % groups != 0:
         raise ShapeError(
@@ -514,7 +516,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         raise TypeError(f"{what}: expected padding to be an int or a pair of ints, got {padding!r}")
     padding = _conv_pair(padding, "padding", what)
     output_padding = _conv_pair(output_padding, "output_padding", what)
-    N, C_in, H, W = x.shape
+    _, C_in, H, W = x.shape
     _, Cog, R, S = weight.shape
     if weight.shape[0] % groups != 0:
         raise ShapeError(

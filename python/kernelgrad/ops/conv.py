@@ -13,16 +13,16 @@ made of the other two (and, all three being Functions, double backward works to 
 
 All three take the convolution's ConvGeometry, seen from conv2d's side (x is its input, d its output).
 """
-from typing import NamedTuple, Tuple
+from typing import NamedTuple
 
 from ..autograd import Function
 from ._util import new, xp
 
 
 class ConvGeometry(NamedTuple):
-    stride: Tuple[int, int]
-    padding: Tuple[int, int]  # top, left; the bottom / right padding is what the sizes imply
-    dilation: Tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]  # top, left; the bottom / right padding is what the sizes imply
+    dilation: tuple[int, int]
     groups: int
 
 

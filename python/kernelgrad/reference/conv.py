@@ -75,7 +75,7 @@ def conv2d_backward(grad_out, x, w, stride=1, padding=0, dilation=1, groups=1):
     (sh, sw), (dh, dw) = _pair(stride), _pair(dilation)
     K, Cg, R, S = w.shape
     Kg = K // groups
-    N, _, H, W = x.shape
+    H, W = x.shape[2:]
     OH, OW = g.shape[2:]
     (top, bottom), (left, right) = conv2d_padding(padding, (R, S), (dh, dw))
     xpad = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
