@@ -16,6 +16,7 @@
 //           for ir in MC step MR:
 //             C[ic+ir : +MR, jc+jr : +NR] (+)= Ap[ir] @ Bp[jr]      (micro-kernel)
 // The first pc block applies the caller's beta, later ones accumulate (beta = 1).
+// Packing goes through GemmOperand: a strided matrix, or a caller's hook (conv2d's implicit im2col).
 #include "cpu/gemm.h"
 
 #include <algorithm>
@@ -117,6 +118,17 @@ void pack_panels(T* dst, const T* src, ptrdiff_t s_r, ptrdiff_t s_k, int64_t n, 
     }
 }
 
+// Rows [i0, i0 + n) x columns [p0, p0 + kc) of op_b (see GemmOperand) into R-row panels.
+template <int R, typename T>
+void pack_operand(const GemmOperand<T>& op, T* dst, int64_t b, int64_t i0, int64_t n, int64_t p0,
+                  int64_t kc) {
+    if (n <= 0) return;
+    if (op.pack)
+        op.pack(op.ctx, dst, b, i0, n, p0, kc);
+    else
+        pack_panels<R>(dst, op.ptrs[b] + i0 * op.rs + p0 * op.ks, op.rs, op.ks, n, kc);
+}
+
 // ----------------------------------------------------------------------------------------------
 // Macro-kernel: the jr and ir loops over one packed A block and a range of B panels
 
@@ -188,15 +200,14 @@ int rows_of_thread_grid(int nt, int64_t M, int64_t N) {
 }
 
 // Thread tid of a team of nt computes its share of C[b] = A[b] @ B[b] + beta * C[b] for every b
-// in [0, batch) (K > 0). Bp: the team's two KC x NC buffers (Bp_size apart), used in turn, so that
+// in [b0, b1) (K > 0). Bp: the team's two KC x NC buffers (Bp_size apart), used in turn, so that
 // one barrier per B block suffices: a buffer is repacked only two blocks later, after every thread
 // has passed the barrier of the block in between. Ap: this thread's MC x KC buffer.
 // Every thread of the team runs the same b/jc/pc loops, so the barriers match.
 template <typename T>
-void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const* A,
-               ptrdiff_t rsa, ptrdiff_t csa, const T* const* B, ptrdiff_t rsb, ptrdiff_t csb,
-               int64_t batch, int64_t M, int64_t N, int64_t K, T beta, T* Bp, int64_t Bp_size,
-               T* Ap, int tid, int nt) {
+void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<T>& A,
+               const GemmOperand<T>& B, int64_t b0, int64_t b1, int64_t M, int64_t N, int64_t K,
+               T beta, T* Bp, int64_t Bp_size, T* Ap, int tid, int nt) {
     constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
     constexpr int MC = GemmBlocking<T>::MC, KC = GemmBlocking<T>::KC, NC = GemmBlocking<T>::NC;
 
@@ -207,7 +218,7 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T
     const int64_t m1 = std::min(M, part_begin(m_panels, tm, tid_m + 1) * MR);
 
     int64_t block = 0;  // B blocks packed so far: picks the buffer
-    for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t b = b0; b < b1; ++b) {
         for (int64_t jc = 0; jc < N; jc += NC) {
             const int64_t nc = std::min<int64_t>(NC, N - jc);
             const int64_t n_panels = (nc + NR - 1) / NR;
@@ -219,8 +230,8 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T
 
                 // Bp_block = B[b][pc:pc+kc, jc:jc+nc], its NR panels shared out over the whole team
                 const int64_t p0 = part_begin(n_panels, nt, tid), p1 = part_begin(n_panels, nt, tid + 1);
-                pack_panels<NR>(Bp_block + p0 * NR * kc, B[b] + pc * rsb + (jc + p0 * NR) * csb, csb,
-                                rsb, std::min(nc, p1 * NR) - p0 * NR, kc);
+                pack_operand<NR>(B, Bp_block + p0 * NR * kc, b, jc + p0 * NR,
+                                 std::min(nc, p1 * NR) - p0 * NR, pc, kc);
                 if (nt > 1) {
 #pragma omp barrier
                 }
@@ -228,7 +239,7 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T
                 for (int64_t ic = m0; ic < m1; ic += MC) {
                     const int64_t mc = std::min<int64_t>(MC, m1 - ic);
                     // Ap = A[b][ic:ic+mc, pc:pc+kc]
-                    pack_panels<MR>(Ap, A[b] + ic * rsa + pc * csa, rsa, csa, mc, kc);
+                    pack_operand<MR>(A, Ap, b, ic, mc, pc, kc);
                     macro_kernel(uk, C[b] + ic * rsc + jc * csc, rsc, csc, Ap, Bp_block, mc, nc, kc,
                                  jr0, jr1, beta_pc);
                 }
@@ -248,9 +259,9 @@ int threads_for(int64_t fmas) {
 }
 
 template <typename T>
-void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const* A, ptrdiff_t rsa,
-                       ptrdiff_t csa, const T* const* B, ptrdiff_t rsb, ptrdiff_t csb,
-                       int64_t batch, int64_t M, int64_t N, int64_t K, T beta) {
+void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<T>& A,
+                       const GemmOperand<T>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                       T beta) {
     constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
     constexpr int MC = GemmBlocking<T>::MC, KC = GemmBlocking<T>::KC, NC = GemmBlocking<T>::NC;
     if (batch <= 0 || M <= 0 || N <= 0) return;
@@ -287,18 +298,17 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const
 #pragma omp parallel for num_threads(teams) schedule(static)
         for (int64_t b = 0; b < batch; ++b) {
             const int t = thread_id();
-            gemm_team(uk, C + b, rsc, csc, A + b, rsa, csa, B + b, rsb, csb, 1, M, N, K, beta,
-                      Bp.get() + t * 2 * Bp_size, Bp_size, Ap.get() + t * Ap_size, 0, 1);
+            gemm_team(uk, C, rsc, csc, A, B, b, b + 1, M, N, K, beta, Bp.get() + t * 2 * Bp_size,
+                      Bp_size, Ap.get() + t * Ap_size, 0, 1);
         }
     } else if (team_size == 1) {
-        gemm_team(uk, C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta, Bp.get(), Bp_size,
-                  Ap.get(), 0, 1);
+        gemm_team(uk, C, rsc, csc, A, B, 0, batch, M, N, K, beta, Bp.get(), Bp_size, Ap.get(), 0, 1);
     } else {
 #pragma omp parallel num_threads(team_size)
         {
             const int t = thread_id();
-            gemm_team(uk, C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta, Bp.get(),
-                      Bp_size, Ap.get() + t * Ap_size, t, team_size);
+            gemm_team(uk, C, rsc, csc, A, B, 0, batch, M, N, K, beta, Bp.get(), Bp_size,
+                      Ap.get() + t * Ap_size, t, team_size);
         }
     }
 }
@@ -308,28 +318,41 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const T* const
 // ----------------------------------------------------------------------------------------------
 // Entry points (declared in gemm.h)
 
+// Strided A (M x K) is op_b(i, p) = A[b][i * rsa + p * csa]; strided B (K x N) is seen through
+// its transpose, op_b(j, p) = B[b][j * csb + p * rsb].
 void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc,
                   const float* const* A, ptrdiff_t rsa, ptrdiff_t csa,
                   const float* const* B, ptrdiff_t rsb, ptrdiff_t csb,
                   int64_t batch, int64_t M, int64_t N, int64_t K, float beta) {
-    gemm_batched_impl(C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta);
+    gemm_batched_impl<float>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta);
 }
 void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc,
                   const double* const* A, ptrdiff_t rsa, ptrdiff_t csa,
                   const double* const* B, ptrdiff_t rsb, ptrdiff_t csb,
                   int64_t batch, int64_t M, int64_t N, int64_t K, double beta) {
-    gemm_batched_impl(C, rsc, csc, A, rsa, csa, B, rsb, csb, batch, M, N, K, beta);
+    gemm_batched_impl<double>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta);
+}
+
+void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<float>& A,
+                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  float beta) {
+    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta);
+}
+void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<double>& A,
+                  const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  double beta) {
+    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta);
 }
 
 void gemm(float* C, ptrdiff_t rsc, ptrdiff_t csc, const float* A, ptrdiff_t rsa, ptrdiff_t csa,
           const float* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N, int64_t K,
           float beta) {
-    gemm_batched_impl(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
+    gemm_batched(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
 }
 void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc, const double* A, ptrdiff_t rsa, ptrdiff_t csa,
           const double* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N, int64_t K,
           double beta) {
-    gemm_batched_impl(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
+    gemm_batched(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
 }
 
 const char* gemm_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }

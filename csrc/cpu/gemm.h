@@ -4,8 +4,9 @@
 //
 // Every operand has a general row stride and column stride, in elements (ptrdiff_t), so
 // transposed, strided and broadcast (stride 0) operands are handled while packing, never by a
-// separate copy. The driver is the BLIS one: five loops (NC, KC, MC, NR, MR) around an MR x NR
-// micro-kernel that reads packed, 64-byte aligned panels of A and B.
+// separate copy; an operand may also be given by a packing hook (GemmOperand). The driver is the
+// BLIS one: five loops (NC, KC, MC, NR, MR) around an MR x NR micro-kernel that reads packed,
+// 64-byte aligned panels of A and B.
 //
 // Micro-kernels (chosen once at run time, see gemm_set_isa):
 //   - "avx2":    gemm_avx2.cpp, the only file compiled with -mavx2 -mfma: 6 x 16 floats / 6 x 8
@@ -51,6 +52,35 @@ void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc,
                   const double* const* A, ptrdiff_t rsa, ptrdiff_t csa,
                   const double* const* B, ptrdiff_t rsb, ptrdiff_t csb,
                   int64_t batch, int64_t M, int64_t N, int64_t K, double beta);
+
+// ----------------------------------------------------------------------------------------------
+// Operands read through a packing hook
+
+// An operand of gemm_batched below. The GEMM reads its operands only while packing blocks of them
+// into panels, so an operand may also be a matrix that is never stored, such as the im2col matrix
+// of a convolution (conv2d.cpp packs it straight from the image). The operand is seen as an
+// (n x K) matrix op_b for each batch index b: A[b] itself for A (n = M), B[b]^T for B (n = N).
+//   - strided (pack == nullptr): op_b(i, p) = ptrs[b][i * rs + p * ks]
+//   - hook: pack(ctx, dst, b, i0, n, p0, kc) writes rows [i0, i0 + n) x columns [p0, p0 + kc) of
+//     op_b (n >= 1) as R-row panels, R = MR for A and NR for B, the rows after n zero:
+//         dst[q * R * kc + p * R + r] = op_b(i0 + q * R + r, p0 + p)
+//     It is called by several threads at once (on disjoint dst).
+template <typename T>
+struct GemmOperand {
+    const T* const* ptrs = nullptr;
+    ptrdiff_t rs = 0, ks = 0;
+    void (*pack)(const void* ctx, T* dst, int64_t b, int64_t i0, int64_t n, int64_t p0,
+                 int64_t kc) = nullptr;
+    const void* ctx = nullptr;
+};
+
+// C[b] = A[b] @ B[b] + beta * C[b] for b in [0, batch), as gemm_batched above (same threading),
+// with the operands given as GemmOperand (strided or packed by a hook).
+void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<float>& A,
+                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K, float beta);
+void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<double>& A,
+                  const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  double beta);
 
 // ----------------------------------------------------------------------------------------------
 // Micro-kernel choice

@@ -26,6 +26,7 @@ __all__ = [
     # random
     "uniform", "normal", "integers", "permutation",
 ]
+__all__ += ["conv2d_backward_input", "conv2d_backward_weight", "conv2d_forward"]
 
 # --- creation and conversion
 asarray = np.asarray
@@ -204,3 +205,21 @@ def integers(gen, low, high, shape):
 
 def permutation(gen, n):
     return gen.permutation(n).astype(np.int64)
+
+
+# --- convolution (csrc/cpu/conv2d.cpp). Geometry arguments are (h, w) pairs; padding is the top and
+# left zero padding, the bottom and right padding is what the output (or input) size implies.
+def conv2d_forward(x, weight, bias, stride, padding, dilation, groups, output_size):
+    """x (N, C, H, W) conv weight (K, C/groups, R, S) + bias (K,) or None -> (N, K, *output_size)."""
+    return _C.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, output_size)
+
+
+def conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding, dilation, groups):
+    """d conv2d / d x for grad_output (N, K, OH, OW) -> (N, C, *input_size), plus bias (C,) or None
+    per channel (conv_transpose2d is this with its bias)."""
+    return _C.conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding, dilation, groups)
+
+
+def conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups):
+    """d conv2d / d weight for x (N, C, H, W) and grad_output (N, K, OH, OW) -> (K, C/groups, *kernel_size)."""
+    return _C.conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups)

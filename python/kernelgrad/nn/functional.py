@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 
 from .. import _dtype as D
-from .._errors import DTypeError, ShapeError
+from .._errors import DeviceError, DTypeError, ShapeError
+from ..ops import conv as _conv
 from ..ops import linalg as L
 from ..tensor import Tensor, where
 from . import _functions as _fn
@@ -383,3 +384,165 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     n1 = x1.norm(dim=dim, keepdim=True).clamp(min=eps)
     n2 = x2.norm(dim=dim, keepdim=True).clamp(min=eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+# --- convolution (ops/conv.py; the modules are in nn/modules/conv.py)
+_CONV_MINIMUM = {
+    "stride": (1, "non-positive stride is not supported"),
+    "dilation": (1, "dilation should be greater than zero"),
+    "padding": (0, "negative padding is not supported"),
+    "output_padding": (0, "negative output_padding is not supported"),
+}
+
+
+def _conv_pair(value, name, what):
+    """An int, or a sequence of 1 or 2 ints, as an (h, w) pair checked against _CONV_MINIMUM."""
+    def is_int(v):
+        return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+    if is_int(value):
+        pair = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and all(is_int(v) for v in value) and len(value) in (1, 2):
+        pair = (int(value[0]), int(value[-1]))
+    elif isinstance(value, (tuple, list)) and all(is_int(v) for v in value):
+        raise ShapeError(
+            f"{what}: expected {name} to be a single integer value or a list of 2 values to match the "
+            f"convolution dimensions, but got {name}={list(value)}"
+        )
+    else:
+        raise TypeError(f"{what}: expected {name} to be an int or a pair of ints, got {value!r}")
+    minimum, message = _CONV_MINIMUM[name]
+    if min(pair) < minimum:
+        raise ShapeError(f"{what}: {message}, got {name}={pair}")
+    return pair
+
+
+def _conv_operands(what, input, weight, bias, groups, weight_layout):
+    """Types, dtypes, devices and ranks shared by conv2d and conv_transpose2d; returns 4-D input."""
+    for name, t in (("input", input), ("weight", weight)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what}: expected {name} to be a Tensor, got {type(t).__name__}")
+    if bias is not None and not isinstance(bias, Tensor):
+        raise TypeError(f"{what}: expected bias to be a Tensor or None, got {type(bias).__name__}")
+    if input.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: expected input to be float32 or float64, got {input.dtype.name}")
+    for name, t in (("weight", weight), ("bias", bias)):
+        if t is not None and t.dtype != input.dtype:
+            raise DTypeError(f"{what}: expected {name} to have the dtype of input ({input.dtype.name}), got {t.dtype.name}")
+        if t is not None and t.device != input.device:
+            raise DeviceError(f"{what}: {name} is on {t.device} but input is on {input.device}")
+    if not isinstance(groups, numbers.Integral) or isinstance(groups, bool):
+        raise TypeError(f"{what}: expected groups to be an int, got {groups!r}")
+    if groups < 1:
+        raise ShapeError(f"{what}: non-positive groups is not supported, got groups={groups}")
+    if input.ndim not in (3, 4):
+        raise ShapeError(
+            f"{what}: Expected 3D (unbatched) or 4D (batched) input to {what}, but got input of size: {list(input.shape)}"
+        )
+    if weight.ndim != 4:
+        raise ShapeError(f"{what}: expected weight to be 4-D {weight_layout}, got weight of size {list(weight.shape)}")
+    return input if input.ndim == 4 else input.unsqueeze(0)
+
+
+def _conv_bias_shape(what, bias, channels, weight):
+    if bias is not None and bias.shape != (channels,):
+        raise ShapeError(
+            f"{what}: Given weight of size {list(weight.shape)}, expected bias to be 1-dimensional with "
+            f"{channels} elements, but got bias of size {list(bias.shape)} instead"
+        )
+
+
+def _conv2d_padding(padding, stride, extent, what):
+    """((top, left), (bottom, right)) for conv2d's padding; extent = the dilated kernel size."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0), (0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ShapeError(f"{what}: padding='same' is not supported for strided convolutions")
+            # dilation * (kernel - 1) in total, the odd one (if any) at the bottom / right, as PyTorch
+            return tuple((e - 1) // 2 for e in extent), tuple(e - 1 - (e - 1) // 2 for e in extent)
+        raise ShapeError(f"{what}: Invalid padding string '{padding}', should be one of ('valid', 'same')")
+    ph, pw = _conv_pair(padding, "padding", what)
+    return (ph, pw), (ph, pw)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """Cross-correlation of input (N, C, H, W) or (C, H, W) with weight (K, C/groups, kH, kW), + bias (K,):
+
+        out[n, k, oh, ow] = bias[k] + sum_{c, r, s} weight[k, c, r, s] * input[n, g*C/groups + c, oh*sh - ph + r*dh, ow*sw - pw + s*dw]
+
+    (g: the group of k; zeros outside the image). stride, dilation: int or pair; padding: int, pair,
+    "valid" or "same" (stride 1; an odd total padding puts the extra row / column at the bottom / right)."""
+    what = "conv2d"
+    x = _conv_operands(what, input, weight, bias, groups, "(out_channels, in_channels / groups, kH, kW)")
+    stride, dilation = _conv_pair(stride, "stride", what), _conv_pair(dilation, "dilation", what)
+    _, C, H, W = x.shape
+    K, Cg, R, S = weight.shape
+    if K % groups != 0:
+        raise ShapeError(
+            f"{what}: Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got "
+            f"weight of size {list(weight.shape)} instead"
+        )
+    if C != Cg * groups:
+        raise ShapeError(
+            f"{what}: Given groups={groups}, weight of size {list(weight.shape)}, expected input{list(x.shape)} to "
+            f"have {Cg * groups} channels, but got {C} channels instead"
+        )
+    _conv_bias_shape(what, bias, K, weight)
+    extent = (dilation[0] * (R - 1) + 1, dilation[1] * (S - 1) + 1)
+    (top, left), (bottom, right) = _conv2d_padding(padding, stride, extent, what)
+    padded = (H + top + bottom, W + left + right)
+    if padded[0] < extent[0] or padded[1] < extent[1] or R < 1 or S < 1:
+        raise ShapeError(
+            f"{what}: Calculated padded input size per channel: ({padded[0]} x {padded[1]}). Kernel size: "
+            f"({extent[0]} x {extent[1]}). Kernel size can't be greater than actual input size"
+        )
+    output_size = ((padded[0] - extent[0]) // stride[0] + 1, (padded[1] - extent[1]) // stride[1] + 1)
+    geo = _conv.ConvGeometry(stride, (top, left), dilation, groups)
+    out = _conv.Conv2d.apply(x, weight, bias, geo, output_size)
+    return out if input.ndim == 4 else out.squeeze(0)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """The gradient of conv2d with respect to its input, as a layer: input (N, C_in, H, W) or (C_in, H, W),
+    weight (C_in, C_out/groups, kH, kW), bias (C_out,) -> (N, C_out, OH, OW) with
+    OH = (H - 1)*sh - 2*ph + dh*(kH - 1) + output_padding_h + 1 (OW likewise);
+    output_padding (< stride or < dilation) adds rows / columns at the bottom / right."""
+    what = "conv_transpose2d"
+    x = _conv_operands(what, input, weight, bias, groups, "(in_channels, out_channels / groups, kH, kW)")
+    stride, dilation = _conv_pair(stride, "stride", what), _conv_pair(dilation, "dilation", what)
+    if isinstance(padding, str):
+        raise TypeError(f"{what}: expected padding to be an int or a pair of ints, got {padding!r}")
+    padding = _conv_pair(padding, "padding", what)
+    output_padding = _conv_pair(output_padding, "output_padding", what)
+    _, C_in, H, W = x.shape
+    _, Cog, R, S = weight.shape
+    if weight.shape[0] % groups != 0:
+        raise ShapeError(
+            f"{what}: Given groups={groups}, expected weight to be divisible by {groups} at dimension 0, but got "
+            f"weight of size {list(weight.shape)} instead"
+        )
+    if C_in != weight.shape[0]:
+        raise ShapeError(
+            f"{what}: Given transposed=1, weight of size {list(weight.shape)}, expected input{list(x.shape)} to "
+            f"have {weight.shape[0]} channels, but got {C_in} channels instead"
+        )
+    _conv_bias_shape(what, bias, Cog * groups, weight)
+    if any(op >= max(s, d) for op, s, d in zip(output_padding, stride, dilation)):
+        raise ShapeError(
+            f"{what}: output padding must be smaller than either stride or dilation, but got output_padding="
+            f"{output_padding}, stride={stride}, dilation={dilation}"
+        )
+    output_size = tuple(
+        (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+        for i, s, p, d, k, op in zip((H, W), stride, padding, dilation, (R, S), output_padding)
+    )
+    if min(output_size) < 1 or R < 1 or S < 1:
+        raise ShapeError(
+            f"{what}: Given input size per channel: ({H} x {W}). Calculated output size per channel: "
+            f"({output_size[0]} x {output_size[1]}). Output size is too small"
+        )
+    geo = _conv.ConvGeometry(stride, padding, dilation, groups)
+    out = _conv.ConvTranspose2d.apply(x, weight, bias, geo, output_size)
+    return out if input.ndim == 4 else out.squeeze(0)

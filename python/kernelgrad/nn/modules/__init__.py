@@ -1,6 +1,7 @@
 """The layer classes of kg.nn, one family per file."""
 from .activation import ELU, GELU, Hardtanh, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softplus, Softsign, Tanh
 from .container import ModuleDict, ModuleList, Sequential
+from .conv import Conv2d, ConvTranspose2d
 from .distance import CosineSimilarity
 from .dropout import Dropout
 from .flatten import Flatten, Unflatten
@@ -20,3 +21,4 @@ __all__ = [
     "KLDivLoss", "HingeEmbeddingLoss", "MarginRankingLoss", "CosineSimilarity",
 ]
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
+__all__ += ["Conv2d", "ConvTranspose2d"]
