@@ -11,6 +11,7 @@
 // stays accurate however large the mean is compared with the spread.
 #include "cpu/norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -24,39 +25,75 @@ namespace {
 // ----------------------------------------------------------------------------------------------
 // Batch norm walks
 
-// fn(t, q, c) for each (n, c) segment q = n C + c of an (N, C, L) array, in memory order; the
-// N C segments are split evenly over nt threads (t: the thread running fn).
+// fn(t, q, c, count) for runs of consecutive segments q .. q + count - 1 (one sample n, channels
+// c .. c + count - 1, segment q = n C + c) covering the N C segments of an (N, C, L) array in
+// memory order; the segments are split evenly over nt threads (t: the thread running fn).
 template <typename Fn>
-void for_each_segment(int nt, int64_t N, int64_t C, Fn fn) {
+void for_each_run(int nt, int64_t N, int64_t C, Fn fn) {
     if (N * C == 0) return;
 #pragma omp parallel num_threads(nt)
     {
         const int t = thread_id();
-        const int64_t q0 = N * C * t / nt, q1 = N * C * (t + 1) / nt;
-        int64_t c = q0 % C;
-        for (int64_t q = q0; q < q1; ++q) {
-            fn(t, q, c);
-            if (++c == C) c = 0;
+        const int64_t q1 = N * C * (t + 1) / nt;
+        for (int64_t q = N * C * t / nt; q < q1;) {
+            const int64_t c = q % C, count = std::min(C - c, q1 - q);
+            fn(t, q, c, count);
+            q += count;
         }
     }
 }
 
-// s1[c], s2[c] = the sums over the segments of channel c of the terms seg(q, c, a1, a2) adds into
-// a1 and a2 (s2 may be null: not wanted).
+// s1[c], s2[c]: sums over the segments of channel c of what seg(a1, a2, q, c, count) adds into the
+// channel-indexed partial sums a1, a2 for a run (s2 may be null: not wanted).
 //   s1, s2: (C)
 template <typename T, typename Seg>
 void channel_sums(T* s1, T* s2, int64_t N, int64_t C, int64_t L, Seg seg) {
     const int nt = memory_bound_threads(N * C * L);
     std::vector<T> part(static_cast<size_t>(nt) * 2 * C, T(0));  // thread t: a1 (C), a2 (C)
-    for_each_segment(nt, N, C, [&](int t, int64_t q, int64_t c) {
-        T* p = part.data() + static_cast<size_t>(t) * 2 * C;
-        seg(q, c, p[c], p[C + c]);
+    for_each_run(nt, N, C, [&](int t, int64_t q, int64_t c, int64_t count) {
+        T* a1 = part.data() + static_cast<size_t>(t) * 2 * C;
+        seg(a1, a1 + C, q, c, count);
     });
     for (int64_t c = 0; c < C; ++c) {
-        T a1 = 0, a2 = 0;
-        for (int t = 0; t < nt; ++t) a1 += part[t * 2 * C + c], a2 += part[t * 2 * C + C + c];
-        s1[c] = a1;
-        if (s2) s2[c] = a2;
+        T sum1 = 0, sum2 = 0;
+        for (int t = 0; t < nt; ++t) sum1 += part[t * 2 * C + c], sum2 += part[t * 2 * C + C + c];
+        s1[c] = sum1;
+        if (s2) s2[c] = sum2;
+    }
+}
+
+// For the count segments of a run (k < count, channel c + k, L values each; a0, b0 per channel or
+// null for 0), the centred sums of vec.h:
+//   acc[c + k] += sum_l (a[q + k, l] - a0[c + k])                         (b null)
+//   acc[c + k] += sum_l (a[q + k, l] - a0[c + k]) (b[q + k, l] - b0[c + k])
+// L == 1 ((N, C) input): the run is count contiguous values; the loop over them is vectorised by
+// the compiler (a call per value would cost more than the value).
+template <typename T>
+void add_segment_sums(T* acc, const T* a, const T* a0, const T* b, const T* b0, int64_t q, int64_t c,
+                      int64_t count, int64_t L, const VecOps<T>& ops) {
+    const auto shift = [](const T* s, int64_t ch) { return s ? s[ch] : T(0); };
+    if (L > 1) {
+        for (int64_t k = 0; k < count; ++k) {
+            const T* as = a + (q + k) * L;  // (L)
+            acc[c + k] += b ? ops.dot(as, shift(a0, c + k), b + (q + k) * L, shift(b0, c + k), L)
+                            : ops.sum(as, shift(a0, c + k), L);
+        }
+    } else if (b) {
+        for (int64_t k = 0; k < count; ++k) acc[c + k] += (a[q + k] - shift(a0, c + k)) * (b[q + k] - shift(b0, c + k));
+    } else {
+        for (int64_t k = 0; k < count; ++k) acc[c + k] += a[q + k] - shift(a0, c + k);
+    }
+}
+
+// fn(i, c + k) for each value i of the count segments of a run (channel c + k); for L == 1 a flat
+// loop over the run's contiguous values, which the compiler vectorises.
+template <typename Fn>
+void for_each_value(int64_t q, int64_t c, int64_t count, int64_t L, Fn fn) {
+    if (L == 1) {
+        for (int64_t k = 0; k < count; ++k) fn(q + k, c + k);
+    } else {
+        for (int64_t k = 0; k < count; ++k)
+            for (int64_t i = (q + k) * L; i < (q + k + 1) * L; ++i) fn(i, c + k);
     }
 }
 
@@ -124,11 +161,13 @@ template <typename T>
 void batch_norm_stats(T* mean, T* var, const T* x, int64_t N, int64_t C, int64_t L) {
     const VecOps<T>& ops = vec_ops<T>();
     const T M = T(N * L);
-    channel_sums(mean, static_cast<T*>(nullptr), N, C, L,
-                 [&](int64_t q, int64_t, T& a, T&) { a += ops.sum(x + q * L, T(0), L); });
+    channel_sums(mean, static_cast<T*>(nullptr), N, C, L, [&](T* a1, T*, int64_t q, int64_t c, int64_t count) {
+        add_segment_sums(a1, x, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                         static_cast<const T*>(nullptr), q, c, count, L, ops);
+    });
     for (int64_t c = 0; c < C; ++c) mean[c] /= M;
-    channel_sums(var, static_cast<T*>(nullptr), N, C, L, [&](int64_t q, int64_t c, T& a, T&) {
-        a += ops.dot(x + q * L, mean[c], x + q * L, mean[c], L);
+    channel_sums(var, static_cast<T*>(nullptr), N, C, L, [&](T* a1, T*, int64_t q, int64_t c, int64_t count) {
+        add_segment_sums(a1, x, mean, x, mean, q, c, count, L, ops);
     });
     for (int64_t c = 0; c < C; ++c) var[c] /= M;
 }
@@ -136,13 +175,10 @@ void batch_norm_stats(T* mean, T* var, const T* x, int64_t N, int64_t C, int64_t
 template <typename T>
 void batch_norm_forward(T* y, const T* x, const T* mean, const T* var, const T* w, const T* b,
                         int64_t N, int64_t C, int64_t L, T eps) {
-    std::vector<T> scale(C);  // w rstd
-    for (int64_t c = 0; c < C; ++c) scale[c] = (w ? w[c] : T(1)) / std::sqrt(var[c] + eps);
-    for_each_segment(memory_bound_threads(N * C * L), N, C, [&](int, int64_t q, int64_t c) {
-        const T* xs = x + q * L;  // (L)
-        T* ys = y + q * L;
-        const T mu = mean[c], k = scale[c], shift = b ? b[c] : T(0);
-        for (int64_t l = 0; l < L; ++l) ys[l] = (xs[l] - mu) * k + shift;
+    std::vector<T> scale(C), shift(C);  // y = (x - mean) scale + shift,  scale = w rstd
+    for (int64_t c = 0; c < C; ++c) scale[c] = (w ? w[c] : T(1)) / std::sqrt(var[c] + eps), shift[c] = b ? b[c] : T(0);
+    for_each_run(memory_bound_threads(N * C * L), N, C, [&](int, int64_t q, int64_t c, int64_t count) {
+        for_each_value(q, c, count, L, [&](int64_t i, int64_t ch) { y[i] = (x[i] - mean[ch]) * scale[ch] + shift[ch]; });
     });
 }
 
@@ -151,23 +187,29 @@ void batch_norm_backward(T* dx, T* dw, T* db, const T* dy, const T* x, const T* 
                          const T* w, int64_t N, int64_t C, int64_t L, T eps, bool training) {
     const VecOps<T>& ops = vec_ops<T>();
     // db = sum dy,  dw = rstd sum dy (x - mean)
-    channel_sums(db, dw, N, C, L, [&](int64_t q, int64_t c, T& sum_dy, T& sum_dy_xmu) {
-        sum_dy += ops.sum(dy + q * L, T(0), L);
-        sum_dy_xmu += ops.dot(dy + q * L, T(0), x + q * L, mean[c], L);
+    channel_sums(db, dw, N, C, L, [&](T* sum_dy, T* sum_dy_xmu, int64_t q, int64_t c, int64_t count) {
+        add_segment_sums(sum_dy, dy, static_cast<const T*>(nullptr), static_cast<const T*>(nullptr),
+                         static_cast<const T*>(nullptr), q, c, count, L, ops);
+        add_segment_sums(sum_dy_xmu, dy, static_cast<const T*>(nullptr), x, mean, q, c, count, L, ops);
     });
-    std::vector<T> rstd(C);
-    for (int64_t c = 0; c < C; ++c) rstd[c] = 1 / std::sqrt(var[c] + eps), dw[c] *= rstd[c];
+    // dx = k (dy - mean_dy) - (x - mean) h  (training),  dx = k dy  (eval),
+    // k = w rstd,  mean_dy = db / M,  h = k rstd dw / M
+    std::vector<T> k(C), mean_dy(C), h(C);
     const T inv_M = 1 / T(N * L);
-    for_each_segment(memory_bound_threads(N * C * L), N, C, [&](int, int64_t q, int64_t c) {
-        const T* xs = x + q * L;  // (L)
-        const T* dys = dy + q * L;
-        T* dxs = dx + q * L;
-        const T k = (w ? w[c] : T(1)) * rstd[c];
+    for (int64_t c = 0; c < C; ++c) {
+        const T rstd = 1 / std::sqrt(var[c] + eps);
+        dw[c] *= rstd;
+        k[c] = (w ? w[c] : T(1)) * rstd;
+        mean_dy[c] = db[c] * inv_M;
+        h[c] = k[c] * rstd * dw[c] * inv_M;
+    }
+    for_each_run(memory_bound_threads(N * C * L), N, C, [&](int, int64_t q, int64_t c, int64_t count) {
         if (training) {
-            const T mu = mean[c], rs = rstd[c], mean_dy = db[c] * inv_M, mean_dy_xhat = dw[c] * inv_M;
-            for (int64_t l = 0; l < L; ++l) dxs[l] = k * (dys[l] - mean_dy - (xs[l] - mu) * rs * mean_dy_xhat);
+            for_each_value(q, c, count, L, [&](int64_t i, int64_t ch) {
+                dx[i] = k[ch] * (dy[i] - mean_dy[ch]) - (x[i] - mean[ch]) * h[ch];
+            });
         } else {
-            for (int64_t l = 0; l < L; ++l) dxs[l] = k * dys[l];
+            for_each_value(q, c, count, L, [&](int64_t i, int64_t ch) { dx[i] = k[ch] * dy[i]; });
         }
     });
 }

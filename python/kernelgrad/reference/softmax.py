@@ -68,7 +68,7 @@ def _nll_parts(logp, target, weight, ignore_index, label_smoothing):
         loss = loss - eps / C * np.sum(_class_axis(w, logp.ndim) * logp, axis=1)
     loss = np.where(kept, loss, 0)
     # d loss / d logp: -(1 - eps) w[t] at c = t, and -(eps / C) w[c] at every c
-    onehot = np.moveaxis(np.eye(C, dtype=logp.dtype)[t], -1, 1)  # (N, C, d1, ...)
+    onehot = (np.expand_dims(t, 1) == _class_axis(np.arange(C), logp.ndim)).astype(logp.dtype)  # (N, C, d1, ...)
     dloss_dlogp = -((1 - eps) * onehot * np.expand_dims(w[t], 1) + eps / C * _class_axis(w, logp.ndim))
     dloss_dlogp = np.where(np.expand_dims(kept, 1), dloss_dlogp, 0)
     return loss, dloss_dlogp, np.sum(np.where(kept, w[t], 0))
