@@ -9,7 +9,7 @@
 // 64-byte aligned panels of A and B.
 //
 // Micro-kernels (chosen once at run time, see gemm_set_isa):
-//   - "avx2":    gemm_avx2.cpp, the only file compiled with -mavx2 -mfma: 6 x 16 floats / 6 x 8
+//   - "avx2":    gemm_avx2.cpp, compiled with -mavx2 -mfma: 6 x 16 floats / 6 x 8
 //                doubles, 12 ymm accumulators, FMA.
 //   - "generic": gemm.cpp, plain C++ loops over the same packed panels (baseline x86-64 or any CPU).
 //

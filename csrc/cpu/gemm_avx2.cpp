@@ -1,4 +1,4 @@
-// gemm_avx2.cpp: the AVX2 + FMA GEMM micro-kernels. The only file compiled with -mavx2 -mfma;
+// gemm_avx2.cpp: the AVX2 + FMA GEMM micro-kernels, compiled with -mavx2 -mfma (as is vec_avx2.cpp);
 // gemm.cpp calls into it only after __builtin_cpu_supports("avx2") && ("fma") said yes.
 //
 //   C (6 x NR) = Ap (6 x kc) @ Bp (kc x NR) + beta * C,   NR = 2 vectors = 16 floats / 8 doubles
@@ -9,37 +9,11 @@
 #include <immintrin.h>
 
 #include "cpu/gemm.h"
+#include "cpu/ymm.h"
 
 namespace kg {
 namespace cpu {
 namespace {
-
-// ----------------------------------------------------------------------------------------------
-// One ymm register of T
-
-template <typename T> struct Ymm;
-template <> struct Ymm<float> {
-    using V = __m256;
-    static constexpr int width = 8;
-    static V zero() { return _mm256_setzero_ps(); }
-    static V load(const float* p) { return _mm256_load_ps(p); }      // aligned (packed B)
-    static V loadu(const float* p) { return _mm256_loadu_ps(p); }
-    static void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
-    static V broadcast(const float* p) { return _mm256_broadcast_ss(p); }
-    static V set1(float x) { return _mm256_set1_ps(x); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
-};
-template <> struct Ymm<double> {
-    using V = __m256d;
-    static constexpr int width = 4;
-    static V zero() { return _mm256_setzero_pd(); }
-    static V load(const double* p) { return _mm256_load_pd(p); }
-    static V loadu(const double* p) { return _mm256_loadu_pd(p); }
-    static void storeu(double* p, V v) { _mm256_storeu_pd(p, v); }
-    static V broadcast(const double* p) { return _mm256_broadcast_sd(p); }
-    static V set1(double x) { return _mm256_set1_pd(x); }
-    static V fmadd(V a, V b, V c) { return _mm256_fmadd_pd(a, b, c); }
-};
 
 // ----------------------------------------------------------------------------------------------
 // 6 x (2 vectors) micro-kernel

@@ -18,6 +18,7 @@
 namespace py = pybind11;
 
 void bind_conv(py::module_& m);  // bind_conv.cpp
+void bind_norm(py::module_& m);  // bind_norm.cpp: softmax, cross-entropy, layer norm, batch norm
 
 namespace {
 
@@ -151,6 +152,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("_set_isa", &set_isa, py::arg("name"),
           "Testing hook: 'generic' forces the portable GEMM micro-kernel, 'auto' picks by CPU.");
     bind_conv(m);
+    bind_norm(m);
 
     // KERNELGRAD_ISA=generic (or auto) at import time
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') {

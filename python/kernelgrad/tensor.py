@@ -887,6 +887,16 @@ class Tensor:
         out = (x - m).exp().sum(dims, keepdim=True).log() + m
         return out if keepdim else out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in dims))
 
+    def softmax(self, dim, dtype=None):
+        from .nn.functional import softmax
+
+        return softmax(self, dim, dtype=dtype)
+
+    def log_softmax(self, dim, dtype=None):
+        from .nn.functional import log_softmax
+
+        return log_softmax(self, dim, dtype=dtype)
+
     def norm(self, p="fro", dim=None, keepdim=False):
         if not self._dtype.is_floating_point:
             raise DTypeError(f"norm: expected a floating point tensor, got {self._dtype.name}")

@@ -23,6 +23,7 @@ __all__ = [
     "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
     # kernels
     "matmul",
+    "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_probs", "cross_entropy_probs_backward", "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",  # noqa: E501
     # random
     "uniform", "normal", "integers", "permutation",
 ]
@@ -223,3 +224,22 @@ def conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding
 def conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups):
     """d conv2d / d weight for x (N, C, H, W) and grad_output (N, K, OH, OW) -> (K, C/groups, *kernel_size)."""
     return _C.conv2d_backward_weight(x, grad_output, kernel_size, stride, padding, dilation, groups)
+# --- kernels: softmax, cross-entropy, layer norm, batch norm (csrc/cpu/softmax.cpp, norm.cpp).
+# Arrays of any strides in, new C-contiguous arrays out; x's float dtype throughout.
+softmax = _C.softmax  # (x, dim) -> y
+log_softmax = _C.log_softmax  # (x, dim) -> y
+softmax_backward = _C.softmax_backward  # (y, dy, dim) -> dx
+log_softmax_backward = _C.log_softmax_backward  # (y, dy, dim) -> dx
+# x (N, C, d1, ...), int64 target (N, d1, ...), weight (C,) or None -> per-position (loss, lse)
+cross_entropy = _C.cross_entropy  # (x, target, weight, ignore_index, label_smoothing)
+# (dloss, x, lse, target, weight, ignore_index, label_smoothing) -> dx
+cross_entropy_backward = _C.cross_entropy_backward
+# the same with class-probability targets of x's shape
+cross_entropy_probs = _C.cross_entropy_probs  # (x, target, weight, label_smoothing) -> (loss, lse)
+cross_entropy_probs_backward = _C.cross_entropy_probs_backward  # (dloss, x, lse, target, weight, label_smoothing)
+# over the last normalized_ndim dims: (x, normalized_ndim, weight, bias, eps) -> (y, mean, rstd)
+layer_norm = _C.layer_norm
+layer_norm_backward = _C.layer_norm_backward  # (dy, x, mean, rstd, weight, normalized_ndim, weight_grad, bias_grad)
+# x (N, C, d1, ...); mean, var: (C,) running statistics, or None for the batch's -> (y, mean, var)
+batch_norm = _C.batch_norm  # (x, mean, var, weight, bias, eps)
+batch_norm_backward = _C.batch_norm_backward  # (dy, x, mean, var, weight, eps, training) -> (dx, dweight, dbias)

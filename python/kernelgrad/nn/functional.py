@@ -7,8 +7,12 @@ import numpy as np
 
 from .. import _dtype as D
 from .._errors import DeviceError, DTypeError, ShapeError
+from ..autograd.grad_mode import no_grad
 from ..ops import conv as _conv
 from ..ops import linalg as L
+from ..ops import norm as _norm
+from ..ops import softmax as _softmax
+from ..ops._util import normalize_dim
 from ..tensor import Tensor, where
 from . import _functions as _fn
 
@@ -546,3 +550,195 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     geo = _conv.ConvGeometry(stride, padding, dilation, groups)
     out = _conv.ConvTranspose2d.apply(x, weight, bias, geo, output_size)
     return out if input.ndim == 4 else out.squeeze(0)
+# --- softmax, log_softmax, cross_entropy, nll_loss, layer_norm, batch_norm (ops/softmax.py, ops/norm.py)
+def _check_kernel_input(input, what):
+    """A float32 or float64 Tensor (the dtypes of the softmax and normalisation kernels)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
+    if input.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: expected a float32 or float64 input, got {input.dtype.name}")
+    return input
+
+
+def _check_like(t, name, input, what, numel=None):
+    """An optional Tensor argument with input's dtype and device (and numel elements)."""
+    if t is None:
+        return None
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{what}: expected {name} to be a Tensor or None, got {type(t).__name__}")
+    if numel is not None and t.numel() != numel:
+        raise ShapeError(f"{what}: {name} should contain {numel} elements not {t.numel()}")
+    if t.dtype != input.dtype:
+        raise DTypeError(f"{what}: expected {name} to be {input.dtype.name} like the input, got {t.dtype.name}")
+    if t.device != input.device:
+        raise DeviceError(f"{what}: {name} is on {t.device} but the input is on {input.device}")
+    return t
+
+
+def _softmax_along(input, dim, dtype, log, what):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
+    if dtype is not None:
+        input = input.to(dtype=D.as_dtype(dtype, what))
+    _check_kernel_input(input, what)
+    if dim is None:  # PyTorch's implicit choice (deprecated)
+        warnings.warn(f"Implicit dimension choice for {what} has been deprecated. Change the call to include "
+                      "dim=X as an argument.", UserWarning, stacklevel=3)
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return _softmax.Softmax.apply(input, normalize_dim(dim, input.ndim, what), log)
+
+
+def softmax(input, dim=None, *, dtype=None):
+    """exp(x - max) / sum(exp(x - max)) along dim; dtype: cast the input first."""
+    return _softmax_along(input, dim, dtype, False, "softmax")
+
+
+def log_softmax(input, dim=None, *, dtype=None):
+    """(x - max) - log(sum(exp(x - max))) along dim; dtype: cast the input first."""
+    return _softmax_along(input, dim, dtype, True, "log_softmax")
+
+
+def _class_inputs(input, target, weight, ignore_index, what, allow_probs):
+    """Checked (input, target, weight, probs, unbatched) of the classification losses: input
+    (N, C, d1, ...) (an unbatched (C,) becomes (1, C)); target int64 class indices (N, d1, ...), each
+    in [0, C) or == ignore_index, or with allow_probs class probabilities of input's shape; weight
+    None or (C,)."""
+    for name, t in (("input", input), ("target", target)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{what}: expected {name} to be a Tensor, got {type(t).__name__}")
+    if not input.dtype.is_floating_point:
+        raise DTypeError(f"{what}: expected a floating point input, got {input.dtype.name}")
+    if input.ndim == 0:
+        raise ShapeError(f"{what}: expected input of shape (C,) or (N, C, d1, ...), got a 0-d tensor")
+    if target.device != input.device:
+        raise DeviceError(f"{what}: target is on {target.device} but the input is on {input.device}")
+    C = input.shape[1] if input.ndim > 1 else input.shape[0]
+    probs = allow_probs and target.shape == input.shape
+    if probs:
+        if not target.dtype.is_floating_point:
+            raise DTypeError(f"{what}: expected a floating point target for class probabilities (the input's "
+                             f"shape), got {target.dtype.name}")
+        if ignore_index >= 0:
+            raise RuntimeError(f"{what}: ignore_index is not supported for floating point target")
+        target = target.to(dtype=input.dtype)
+    else:
+        if target.dtype != D.int64:
+            raise DTypeError(f"{what}: expected target dtype to be int64 (class indices), got {target.dtype.name}")
+        expected = input.shape[:1] + input.shape[2:] if input.ndim > 1 else ()
+        if target.shape != expected:
+            if input.ndim > 1 and target.ndim > 0 and target.shape[0] != input.shape[0]:
+                raise ShapeError(f"{what}: Expected input batch_size ({input.shape[0]}) to match target batch_size "
+                                 f"({target.shape[0]}).")
+            raise ShapeError(f"{what}: expected target of shape {list(expected)} for input of shape "
+                             f"{list(input.shape)} (class indices: the input's shape without dim 1), got "
+                             f"{list(target.shape)}")
+        out_of_range = (target != ignore_index) & ((target < 0) | (target >= C))
+        if bool(out_of_range.any()):
+            value = int(target[out_of_range].reshape(-1)[0])
+            raise IndexError(f"{what}: Target {value} is out of bounds (expected a class index in [0, {C - 1}] "
+                             f"or ignore_index={ignore_index})")
+    weight = _check_like(weight, "weight", input, what)
+    if weight is not None and weight.shape != (C,):
+        raise ShapeError(f"{what}: weight tensor should be defined either for all {C} classes or no classes but "
+                         f"got weight tensor of shape: {list(weight.shape)}")
+    if input.ndim == 1:
+        return input.unsqueeze(0), target.unsqueeze(0), weight, probs, True
+    return input, target, weight, probs, False
+
+
+def _kept_weight(target, weight, ignore_index, dtype):
+    """The divisor of a "mean" over class-index targets: sum of weight[t] over the kept positions."""
+    kept = target != ignore_index
+    if weight is None:
+        return kept.sum().to(dtype=dtype)
+    return where(kept, weight[where(kept, target, 0)], 0.0).sum()
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+    """log_softmax + NLL loss in one kernel. input: logits (N, C, d1, ...) or (C,); target: int64
+    class indices (N, d1, ...) (or ()) or class probabilities of input's shape. Label smoothing
+    mixes the target with the uniform distribution. "mean" divides by the sum of the weights of the
+    targets that are not ignore_index (class indices) or by the number of positions (probabilities)."""
+    _check_reduction(reduction)
+    _check_kernel_input(input, "cross_entropy")
+    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) or \
+            not 0.0 <= label_smoothing <= 1.0:
+        raise RuntimeError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    input, target, weight, probs, unbatched = _class_inputs(input, target, weight, ignore_index, "cross_entropy",
+                                                            allow_probs=True)
+    loss = _softmax.CrossEntropy.apply(input, target, weight, ignore_index, float(label_smoothing))
+    if reduction == "mean":
+        return loss.sum() / (loss.numel() if probs else _kept_weight(target, weight, ignore_index, loss.dtype))
+    if reduction == "none" and unbatched:
+        return loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """-weight[t] * input[t] at each position, input being log-probabilities (N, C, d1, ...) or (C,)
+    and t the int64 class index (N, d1, ...) (or ()); 0 where t == ignore_index. "mean" divides by
+    the sum of the weights of the targets that are not ignored."""
+    _check_reduction(reduction)
+    input, target, weight, _, unbatched = _class_inputs(input, target, weight, ignore_index, "nll_loss",
+                                                        allow_probs=False)
+    kept = target != ignore_index
+    t = where(kept, target, 0)
+    picked = input.gather(1, t.unsqueeze(1)).squeeze(1)
+    loss = where(kept, -(picked if weight is None else weight[t] * picked), 0.0)
+    if reduction == "mean":
+        return loss.sum() / _kept_weight(target, weight, ignore_index, loss.dtype)
+    if reduction == "none" and unbatched:
+        return loss.squeeze(0)
+    return _reduce(loss, reduction)
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalise over the trailing dims given by normalized_shape (each sample by its own mean and
+    biased variance), then scale by weight and shift by bias (both of normalized_shape)."""
+    _check_kernel_input(input, "layer_norm")
+    if not isinstance(normalized_shape, (tuple, list)) or \
+            any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in normalized_shape):
+        raise TypeError(f"layer_norm: expected normalized_shape to be a tuple or list of ints, got "
+                        f"{normalized_shape!r}")
+    shape = tuple(int(s) for s in normalized_shape)
+    if not shape:
+        raise ShapeError("layer_norm: Expected normalized_shape to be at least 1-dimensional, i.e., containing at "
+                         "least one element, but got normalized_shape = []")
+    if len(shape) > input.ndim or input.shape[input.ndim - len(shape):] != shape:
+        raise ShapeError(f"layer_norm: Given normalized_shape={list(shape)}, expected input with shape "
+                         f"[*, {', '.join(map(str, shape))}], but got input of size {list(input.shape)}")
+    for name, p in (("weight", weight), ("bias", bias)):
+        if _check_like(p, name, input, "layer_norm") is not None and p.shape != shape:
+            raise ShapeError(f"layer_norm: Expected {name} to be of same shape as normalized_shape, but got {name} "
+                             f"of shape {list(p.shape)} and normalized_shape = {list(shape)}")
+    return _norm.LayerNorm.apply(input, weight, bias, len(shape), float(eps))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5):
+    """Normalise each channel (dim 1) of (N, C) or (N, C, d1, ...), then scale by weight and shift by
+    bias (C,). training: by the batch's mean and biased variance, and running_mean / running_var
+    (when given) are updated in place, running = (1 - momentum) running + momentum batch, with the
+    unbiased variance; otherwise by running_mean and running_var."""
+    _check_kernel_input(input, "batch_norm")
+    if input.ndim < 2:
+        raise ShapeError(f"batch_norm: expected input of shape (N, C) or (N, C, d1, ...), got {list(input.shape)}")
+    C = input.shape[1]
+    running_mean, running_var, weight, bias = (
+        _check_like(t, name, input, "batch_norm", numel=C)
+        for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight),
+                        ("bias", bias)))
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var must be both given or both None")
+    M = input.numel() // C if C else 0
+    if training and M <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size {list(input.shape)}")
+    if not training and running_mean is None:
+        raise RuntimeError("batch_norm: running_mean must be defined in evaluation mode")
+    weight, bias = (None if p is None else p.reshape(C) for p in (weight, bias))
+    stats = (None, None) if training else (running_mean.reshape(C), running_var.reshape(C))
+    out, mean, var = _norm.BatchNorm.apply(input, weight, bias, *stats, float(eps))
+    if training and running_mean is not None:
+        with no_grad():
+            running_mean.mul_(1 - momentum).add_(mean.reshape(running_mean.shape) * momentum)
+            running_var.mul_(1 - momentum).add_(var.reshape(running_var.shape) * (momentum * M / (M - 1)))
+    return out

@@ -48,3 +48,8 @@ def normalize_dims(dim, ndim, what="dim"):
         return tuple(sorted(dims)) if ndim else ()
     d = normalize_dim(dim, ndim, what)
     return (d,) if ndim else ()
+
+
+def data_or_none(t):
+    """The backend array of an optional tensor argument."""
+    return None if t is None else t._data

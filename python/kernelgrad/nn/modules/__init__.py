@@ -1,5 +1,6 @@
 """The layer classes of kg.nn, one family per file."""
 from .activation import ELU, GELU, Hardtanh, LeakyReLU, Mish, PReLU, ReLU, ReLU6, Sigmoid, SiLU, Softplus, Softsign, Tanh
+from .batchnorm import BatchNorm1d, BatchNorm2d
 from .container import ModuleDict, ModuleList, Sequential
 from .conv import Conv2d, ConvTranspose2d
 from .distance import CosineSimilarity
@@ -11,7 +12,9 @@ from .loss import (
     SmoothL1Loss,
 )
 from .module import Module
+from .normalization import LayerNorm
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
+from .softmax import CrossEntropyLoss, LogSoftmax, NLLLoss, Softmax
 from .sparse import Embedding
 
 __all__ = [
@@ -22,3 +25,4 @@ __all__ = [
 ]
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 __all__ += ["Conv2d", "ConvTranspose2d"]
+__all__ += ["Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "LayerNorm", "BatchNorm1d", "BatchNorm2d"]

@@ -1,0 +1,71 @@
+// softmax.h: softmax and log-softmax along one dimension, their backward, and cross-entropy
+// (log-softmax and negative log-likelihood fused: the N x C probabilities are never stored),
+// on the CPU, float32 and float64 (T = float or double).
+//
+// Layout: C-contiguous arrays seen as (outer, dim, inner); the op runs along `dim` (stride
+// `inner`) at each of the outer * inner positions. For cross-entropy x is (N, C, D): classes on
+// dim 1, D the product of the trailing dims (1 for (N, C)).
+//
+//   softmax:           y = exp(x - m) / s,    m = max x,  s = sum exp(x - m)   (stable: x - m <= 0)
+//   log_softmax:       y = (x - m) - log s
+//   softmax backward:      dx = y (dy - sum(dy y))
+//   log_softmax backward:  dx = dy - exp(y) sum(dy)
+//
+//   cross-entropy at one position (n, j), lse = m + log s over the C classes, p = exp(x - lse),
+//   class weights w (all 1 when weight is null), label smoothing eps (in [0, 1]):
+//     class-index target t (loss and gradient 0 where t == ignore_index):
+//       loss = (1 - eps) w[t] (lse - x[t]) + (eps / C) sum_c w[c] (lse - x[c])
+//       dx[c] = dloss (A p[c] - (1 - eps) w[t] [c == t] - (eps / C) w[c]),  A = (1 - eps) w[t] + (eps / C) sum_k w[k]
+//     probability target P (q = (1 - eps) P + eps / C):
+//       loss = sum_c w[c] q[c] (lse - x[c])
+//       dx[c] = dloss (p[c] sum_k w[k] q[k] - w[c] q[c])
+// Threads split the rows (or blocks of positions); row arithmetic is in vec.h.
+#pragma once
+
+#include <cstdint>
+
+namespace kg {
+namespace cpu {
+
+// ----------------------------------------------------------------------------------------------
+// softmax / log_softmax
+
+// y = softmax(x) (log = false) or log_softmax(x) (log = true) along dim
+//   y, x: (outer, dim, inner)
+template <typename T>
+void softmax_forward(T* y, const T* x, int64_t outer, int64_t dim, int64_t inner, bool log);
+
+// dx from y (the forward's output) and dy
+//   dx, y, dy: (outer, dim, inner)
+template <typename T>
+void softmax_backward(T* dx, const T* y, const T* dy, int64_t outer, int64_t dim, int64_t inner, bool log);
+
+// ----------------------------------------------------------------------------------------------
+// cross-entropy with class-index targets (every target in [0, C) or == ignore_index)
+
+//   loss, lse: (N, D);  x: (N, C, D);  target: (N, D);  weight: (C) or null
+template <typename T>
+void cross_entropy_forward(T* loss, T* lse, const T* x, const int64_t* target, const T* weight,
+                           int64_t N, int64_t C, int64_t D, int64_t ignore_index, T eps);
+
+//   dx: (N, C, D);  dloss, lse: (N, D);  x: (N, C, D);  target: (N, D);  weight: (C) or null
+template <typename T>
+void cross_entropy_backward(T* dx, const T* dloss, const T* x, const T* lse, const int64_t* target,
+                            const T* weight, int64_t N, int64_t C, int64_t D, int64_t ignore_index,
+                            T eps);
+
+// ----------------------------------------------------------------------------------------------
+// cross-entropy with probability targets
+
+//   loss, lse: (N, D);  x, target: (N, C, D);  weight: (C) or null
+template <typename T>
+void cross_entropy_probs_forward(T* loss, T* lse, const T* x, const T* target, const T* weight,
+                                 int64_t N, int64_t C, int64_t D, T eps);
+
+//   dx: (N, C, D);  dloss, lse: (N, D);  x, target: (N, C, D);  weight: (C) or null
+template <typename T>
+void cross_entropy_probs_backward(T* dx, const T* dloss, const T* x, const T* lse, const T* target,
+                                  const T* weight, int64_t N, int64_t C, int64_t D, T eps);
+
+}  // namespace cpu
+}  // namespace kg

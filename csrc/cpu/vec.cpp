@@ -1,0 +1,109 @@
+// vec.cpp: the plain ("generic") row primitives, the run-time choice between them and the AVX2
+// ones (vec_avx2.cpp), and the thread count of the memory-bound kernels. Formulas in vec.h.
+#include "cpu/vec.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "cpu/parallel.h"
+
+namespace kg {
+namespace cpu {
+namespace {
+
+// ----------------------------------------------------------------------------------------------
+// Generic primitives: one loop each, one accumulator
+
+template <typename T>
+T max_generic(const T* x, int64_t n) {
+    T m = -std::numeric_limits<T>::infinity();
+    for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+template <typename T>
+T sum_generic(const T* x, T x0, int64_t n) {
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) s += x[i] - x0;
+    return s;
+}
+
+template <typename T>
+T dot_generic(const T* a, T a0, const T* b, T b0, int64_t n) {
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) s += (a[i] - a0) * (b[i] - b0);
+    return s;
+}
+
+template <typename T>
+T exp_sum_generic(T* y, const T* x, T x0, int64_t n) {
+    T s = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        const T e = std::exp(x[i] - x0);
+        if (y) y[i] = e;
+        s += e;
+    }
+    return s;
+}
+
+template <typename T>
+constexpr VecOps<T> generic_ops{&max_generic<T>, &sum_generic<T>, &dot_generic<T>, &exp_sum_generic<T>};
+
+// ----------------------------------------------------------------------------------------------
+// Run-time choice
+
+enum class Isa { generic, avx2 };
+
+Isa detect_isa() {
+#ifdef KG_VEC_AVX2
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+#endif
+    return Isa::generic;
+}
+
+std::atomic<Isa> g_isa{detect_isa()};
+
+// Below this many values per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinElementsPerThread = int64_t(1) << 14;
+
+}  // namespace
+
+template <>
+const VecOps<float>& vec_ops<float>() {
+#ifdef KG_VEC_AVX2
+    if (g_isa.load(std::memory_order_relaxed) == Isa::avx2) return vec_ops_avx2_float;
+#endif
+    return generic_ops<float>;
+}
+
+template <>
+const VecOps<double>& vec_ops<double>() {
+#ifdef KG_VEC_AVX2
+    if (g_isa.load(std::memory_order_relaxed) == Isa::avx2) return vec_ops_avx2_double;
+#endif
+    return generic_ops<double>;
+}
+
+const char* vec_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }
+
+bool vec_set_isa(const char* name) {
+    if (std::strcmp(name, "auto") == 0) {
+        g_isa.store(detect_isa());
+    } else if (std::strcmp(name, "generic") == 0) {
+        g_isa.store(Isa::generic);
+    } else {
+        return false;
+    }
+    return true;
+}
+
+int memory_bound_threads(int64_t elements) {
+    return static_cast<int>(std::clamp<int64_t>(elements / kMinElementsPerThread, 1, get_num_threads()));
+}
+
+}  // namespace cpu
+}  // namespace kg

@@ -1,0 +1,61 @@
+// vec.h: the row primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy,
+// layer norm, batch norm): reductions over n contiguous values and a vectorised exp.
+//
+//   max(x, n)               = max_i x[i]                          (-inf when n == 0)
+//   sum(x, x0, n)           = sum_i (x[i] - x0)
+//   dot(a, a0, b, b0, n)    = sum_i (a[i] - a0) * (b[i] - b0)
+//   exp_sum(y, x, x0, n)    : e[i] = exp(x[i] - x0) is stored in y[i] (unless y is null);
+//                             returns sum_i e[i]
+//
+// The shifts x0, a0, b0 make these "centred" sums, computed element by element: a variance is
+// dot(x, mean, x, mean, n), never sum(x^2) - n mean^2, so nothing cancels.
+//
+// Two implementations of the table, chosen once at run time like the GEMM micro-kernel:
+//   - "generic": vec.cpp, plain loops and std::exp: the readable version, for any CPU;
+//   - "avx2":    vec_avx2.cpp (compiled with -mavx2 -mfma): 8 floats / 4 doubles per step, four
+//                accumulators, a polynomial exp. Used when the CPU has AVX2 and FMA.
+//
+// This header holds declarations only (no inline code), so that vec_avx2.cpp can include it
+// without emitting an AVX2-compiled copy of a shared inline function.
+#pragma once
+
+#include <cstdint>
+
+namespace kg {
+namespace cpu {
+
+// ----------------------------------------------------------------------------------------------
+// Row primitives: one table of functions per dtype
+
+template <typename T>
+struct VecOps {
+    T (*max)(const T* x, int64_t n);                             // x: (n,)
+    T (*sum)(const T* x, T x0, int64_t n);                       // x: (n,)
+    T (*dot)(const T* a, T a0, const T* b, T b0, int64_t n);     // a, b: (n,)
+    T (*exp_sum)(T* y, const T* x, T x0, int64_t n);             // y: (n,) or null, x: (n,); y may be x
+};
+
+// The table in use (float or double).
+template <typename T> const VecOps<T>& vec_ops();
+template <> const VecOps<float>& vec_ops<float>();
+template <> const VecOps<double>& vec_ops<double>();
+
+// "avx2" or "generic".
+const char* vec_isa();
+// "auto": avx2 when the CPU has AVX2 and FMA (and the build has the code), else generic;
+// "generic": force the plain loops. Returns false (and changes nothing) for any other name.
+bool vec_set_isa(const char* name);
+
+// The AVX2 tables (vec_avx2.cpp): use only when the CPU has AVX2 and FMA.
+extern const VecOps<float> vec_ops_avx2_float;
+extern const VecOps<double> vec_ops_avx2_double;
+
+// ----------------------------------------------------------------------------------------------
+// Threads for the kernels built on these primitives
+
+// Threads for a memory-bound pass over `elements` values: get_num_threads(), fewer when a
+// thread would get too little work to pay for waking it.
+int memory_bound_threads(int64_t elements);
+
+}  // namespace cpu
+}  // namespace kg
