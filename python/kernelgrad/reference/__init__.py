@@ -4,5 +4,7 @@ Written to be read, not to be fast: the tests check the kernels against these fu
 benchmarks time them as the baseline.
 """
 from .matmul import matmul, matmul_backward
+from .pool import *  # noqa: F401,F403  (pooling, unpooling, upsampling, padding)
+from .pool import __all__ as _pool_all
 
-__all__ = ["matmul", "matmul_backward"]
+__all__ = ["matmul", "matmul_backward"] + _pool_all
