@@ -1,17 +1,26 @@
 // pool2d.cpp: max / average / adaptive pooling, their backward, and max unpooling.
 //
-// Every pooling here is one loop nest: for each plane (threads), for each output (oh, ow), visit
-// the window's taps inside the input. The taps of each window are precomputed per axis (Taps:
-// first position, count, step), once per call, so padding, dilation, ceil_mode and adaptive
-// windows are all the same loop (for_each_tap) with different tables:
+// A window is a rectangle of taps, rows x columns, so every pooling here is separable: for each
+// output row, first reduce the window rows' taps down each input column (one pass along
+// contiguous rows), then each window's columns of that row. The taps of each window are
+// precomputed per axis (Taps, once per call), so padding, dilation, ceil_mode and adaptive
+// windows are all the same two loops with different tables:
 //
-//   max:      m = max over taps of x[h][w]                out = m, index = argmax (h * W + w)
-//   average:  s = sum over taps of x[h][w]                out = s / divisor
-//   backward: dx[h][w] += dy[oh][ow] / divisor (average);  dx[argmax] += dy[oh][ow] (max)
+//   average:  r[w] = sum over the row taps h of x[h][w];      out[ow] = sum over the column taps
+//             w of r[w], / divisor
+//   max:      (rm, rh)[w] = max over the row taps of x[h][w] and its row (PyTorch's scan down the
+//             column); (m, mh, mw)[ow] = max over the column taps w of (rm[w], rh[w], w) under
+//             PyTorch's row-major order (fold_max); index = mh * W + mw
+//   backward: average: the same passes transposed (spread dy / divisor over each window's
+//             columns, then add that row into every row tap); max: dx[index] += dy.
+//
+// Vectorisation (plain loops, baseline ISA): the row passes run along contiguous rows; the column
+// pass visits uniform windows tap-major (for each tap, every window of the row), so its inner
+// loop runs along the output row with a constant stride. Positions in the max scans are int32,
+// one per float32 lane, which SSE2 can blend: hence H, W < 2^31 (pool2d.h).
 #include "cpu/pool2d.h"
 
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -31,16 +40,18 @@ int64_t ceil_div(int64_t a, int64_t b) { return -floor_div(-a, b); }
 // Window o reads the input positions first[o], first[o] + step, ... (count[o] of them, all
 // inside the input). size[o] is the window's extent clipped to the padded input, the
 // count_include_pad divisor of average pooling (whose windows are undilated).
+// Windows lo <= o < hi are uniform: first[o] = o * stride + offset and count[o] = kernel.
 struct Taps {
     std::vector<int64_t> first, count, size;
     int64_t step = 1;
+    int64_t lo = 0, hi = 0, kernel = 0, stride = 0, offset = 0;
 
     explicit Taps(int64_t out, int64_t step_) : first(out), count(out), size(out), step(step_) {}
     int64_t out() const { return static_cast<int64_t>(first.size()); }
 };
 
 // Pooling windows: taps start + j * dilation for j in [0, kernel), start = o * stride - pad,
-// keeping those in [0, in).
+// keeping those in [0, in). The uniform ones are those with every tap inside.
 Taps pooling_taps(int64_t in, int64_t out, PoolWindow w) {
     Taps t(out, w.dilation);
     for (int64_t o = 0; o < out; ++o) {
@@ -51,11 +62,17 @@ Taps pooling_taps(int64_t in, int64_t out, PoolWindow w) {
         t.count[o] = std::max<int64_t>(j1 - j0, 0);
         t.size[o] = std::min(start + w.kernel, in + w.pad) - start;
     }
+    const int64_t last = w.dilation * (w.kernel - 1);  // the last tap's offset from the first
+    t.lo = std::min(ceil_div(w.pad, w.stride), out);  // start >= 0
+    t.hi = std::clamp(floor_div(in - 1 - last + w.pad, w.stride) + 1, t.lo, out);  // start + last < in
+    t.kernel = w.kernel;
+    t.stride = w.stride;
+    t.offset = -w.pad;
     return t;
 }
 
 // Adaptive windows: [floor(o * in / out), ceil((o + 1) * in / out)): never empty, and
-// overlapping their neighbours when out does not divide in.
+// overlapping their neighbours when out does not divide in (then none is uniform).
 Taps adaptive_taps(int64_t in, int64_t out) {
     Taps t(out, 1);
     for (int64_t o = 0; o < out; ++o) {
@@ -63,42 +80,88 @@ Taps adaptive_taps(int64_t in, int64_t out) {
         t.first[o] = start;
         t.count[o] = t.size[o] = end - start;
     }
+    if (out > 0 && in % out == 0) {
+        t.lo = 0;
+        t.hi = out;
+        t.kernel = t.stride = in / out;
+    }
     return t;
 }
 
-// f(h * W + w) for every tap (h, w) of window (oh, ow): rows outer, columns inner (row-major)
+// visit(h) for each tap h of window o, in increasing order
 template <class F>
-inline void for_each_tap(const Taps& rows, const Taps& cols, int64_t oh, int64_t ow, int64_t W,
-                         F&& f) {
-    for (int64_t i = 0, h = rows.first[oh]; i < rows.count[oh]; ++i, h += rows.step)
-        for (int64_t j = 0, w = cols.first[ow]; j < cols.count[ow]; ++j, w += cols.step)
-            f(h * W + w);
+inline void for_each_tap_of(const Taps& t, int64_t o, F&& visit) {
+    for (int64_t j = 0, h = t.first[o]; j < t.count[o]; ++j, h += t.step) visit(h);
+}
+
+// visit(o, w) for every window o and each of its taps w. Uniform windows are visited tap-major
+// (for each tap, every window) so that the inner loop runs along the output with a constant
+// stride and vectorises; the others one window at a time.
+template <class F>
+inline void for_each_tap(const Taps& t, F&& visit) {
+    const auto window = [&](int64_t o) { for_each_tap_of(t, o, [&](int64_t w) { visit(o, w); }); };
+    for (int64_t o = 0; o < t.lo; ++o) window(o);
+    for (int64_t j = 0; j < t.kernel; ++j) {
+        const int64_t offset = t.offset + j * t.step;
+        for (int64_t o = t.lo; o < t.hi; ++o) visit(o, o * t.stride + offset);
+    }
+    for (int64_t o = t.hi; o < t.out(); ++o) window(o);
 }
 
 // ----------------------------------------------------------------------------------------------
 // Max pooling
+
+// Does the tap (v at row h, column w) beat the maximum so far (m at mh, mw) in PyTorch's row-major
+// scan? A NaN beats any number and a later NaN an earlier one; otherwise the larger value wins
+// and, on a tie, the earlier position. That is a total order on taps, so the result does not
+// depend on the order in which they are folded in. Branch-free, so that loops of it vectorise.
+template <typename T>
+inline void fold_max(T& m, int32_t& mh, int32_t& mw, T v, int32_t h, int32_t w) {
+    const bool earlier = (h < mh) | ((h == mh) & (w < mw));
+    const bool take = (v > m) | ((v == m) & earlier) | ((v != v) & ((m == m) | !earlier));
+    m = take ? v : m;
+    mh = take ? h : mh;
+    mw = take ? w : mw;
+}
 
 // out, indices: (planes, rows.out(), cols.out());  x: (planes, H, W)
 template <typename T>
 void max_pool_planes(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H, int64_t W,
                      const Taps& rows, const Taps& cols) {
     const int64_t OH = rows.out(), OW = cols.out();
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-        const T* x_p = x + p * H * W;
-        for (int64_t oh = 0; oh < OH; ++oh)
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                T m = -std::numeric_limits<T>::infinity();
-                int64_t at = rows.first[oh] * W + cols.first[ow];
-                for_each_tap(rows, cols, oh, ow, W, [&](int64_t k) {
-                    if (x_p[k] > m || std::isnan(x_p[k])) {
-                        m = x_p[k];
-                        at = k;
+#pragma omp parallel num_threads(get_num_threads())
+    {
+        std::vector<T> rm(W), m(OW);           // max over the row taps, per column; per window
+        std::vector<int32_t> rh(W), mh(OW), mw(OW);  // and where: its row; the window's row, column
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; ++p)
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                // rows: PyTorch's scan down each column (a larger value or a NaN takes over), from
+                // -inf at the first row tap, where an all -inf column's index points
+                std::fill(rm.begin(), rm.end(), -std::numeric_limits<T>::infinity());
+                std::fill(rh.begin(), rh.end(), static_cast<int32_t>(rows.first[oh]));
+                for_each_tap_of(rows, oh, [&](int64_t h) {
+                    const T* x_h = x + (p * H + h) * W;
+                    const int32_t h32 = static_cast<int32_t>(h);
+                    for (int64_t w = 0; w < W; ++w) {
+                        const bool take = (x_h[w] > rm[w]) | (x_h[w] != x_h[w]);
+                        rm[w] = take ? x_h[w] : rm[w];
+                        rh[w] = take ? h32 : rh[w];
                     }
                 });
-                const int64_t o = (p * OH + oh) * OW + ow;
-                out[o] = m;
-                indices[o] = at;
+                // columns: fold_max from its identity (-inf, after every position), in any order
+                std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
+                std::fill(mh.begin(), mh.end(), std::numeric_limits<int32_t>::max());
+                std::fill(mw.begin(), mw.end(), std::numeric_limits<int32_t>::max());
+                for_each_tap(cols, [&](int64_t ow, int64_t w) {
+                    fold_max(m[ow], mh[ow], mw[ow], rm[w], rh[w], static_cast<int32_t>(w));
+                });
+                T* out_row = out + (p * OH + oh) * OW;
+                int64_t* indices_row = indices + (p * OH + oh) * OW;
+                for (int64_t ow = 0; ow < OW; ++ow) {
+                    out_row[ow] = m[ow];
+                    indices_row[ow] = static_cast<int64_t>(mh[ow]) * W + mw[ow];
+                }
             }
     }
 }
@@ -122,15 +185,21 @@ template <typename T>
 void avg_pool_planes(T* out, const T* x, int64_t planes, int64_t H, int64_t W, const Taps& rows,
                      const Taps& cols, Divisor divisor) {
     const int64_t OH = rows.out(), OW = cols.out();
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-        const T* x_p = x + p * H * W;
-        for (int64_t oh = 0; oh < OH; ++oh)
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                T s = 0;
-                for_each_tap(rows, cols, oh, ow, W, [&](int64_t k) { s += x_p[k]; });
-                const bool empty = rows.count[oh] == 0 || cols.count[ow] == 0;
-                out[(p * OH + oh) * OW + ow] = empty ? T(0) : s / T(divisor(rows, cols, oh, ow));
+#pragma omp parallel num_threads(get_num_threads())
+    {
+        std::vector<T> r(W);  // the window rows' sum, per input column
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; ++p)
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                std::fill(r.begin(), r.end(), T(0));
+                for_each_tap_of(rows, oh, [&](int64_t h) {
+                    const T* x_h = x + (p * H + h) * W;
+                    for (int64_t w = 0; w < W; ++w) r[w] += x_h[w];
+                });
+                T* out_row = out + (p * OH + oh) * OW;
+                std::fill(out_row, out_row + OW, T(0));
+                for_each_tap(cols, [&](int64_t ow, int64_t w) { out_row[ow] += r[w]; });
+                for (int64_t ow = 0; ow < OW; ++ow) out_row[ow] /= T(divisor(rows, cols, oh, ow));
             }
     }
 }
@@ -140,15 +209,23 @@ template <typename T>
 void avg_pool_planes_backward(T* dx, const T* dy, int64_t planes, int64_t H, int64_t W,
                               const Taps& rows, const Taps& cols, Divisor divisor) {
     const int64_t OH = rows.out(), OW = cols.out();
-#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
-    for (int64_t p = 0; p < planes; ++p) {
-        T* dx_p = dx + p * H * W;
-        std::fill(dx_p, dx_p + H * W, T(0));
-        for (int64_t oh = 0; oh < OH; ++oh)
-            for (int64_t ow = 0; ow < OW; ++ow) {
-                const T g = dy[(p * OH + oh) * OW + ow] / T(divisor(rows, cols, oh, ow));
-                for_each_tap(rows, cols, oh, ow, W, [&](int64_t k) { dx_p[k] += g; });
+#pragma omp parallel num_threads(get_num_threads())
+    {
+        std::vector<T> g(OW), r(W);  // dy / divisor of one output row; its spread over columns
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; ++p) {
+            std::fill(dx + p * H * W, dx + (p + 1) * H * W, T(0));
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                const T* dy_row = dy + (p * OH + oh) * OW;
+                for (int64_t ow = 0; ow < OW; ++ow) g[ow] = dy_row[ow] / T(divisor(rows, cols, oh, ow));
+                std::fill(r.begin(), r.end(), T(0));
+                for_each_tap(cols, [&](int64_t ow, int64_t w) { r[w] += g[ow]; });
+                for_each_tap_of(rows, oh, [&](int64_t h) {
+                    T* dx_h = dx + (p * H + h) * W;
+                    for (int64_t w = 0; w < W; ++w) dx_h[w] += r[w];
+                });
             }
+        }
     }
 }
 

@@ -41,11 +41,13 @@ bool pool_windows_touch_input(int64_t size, int64_t out, PoolWindow w);
 // ----------------------------------------------------------------------------------------------
 // Max pooling
 
-// out, indices: (planes, OH, OW);  x: (planes, H, W). Every window must touch the input.
+// out, indices: (planes, OH, OW);  x: (planes, H, W) with H, W < 2^31. Every window must touch
+// the input.
 template <typename T>
 void max_pool2d_forward(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H, int64_t W,
                         int64_t OH, int64_t OW, PoolWindow rows, PoolWindow cols);
 
+// out, indices: (planes, OH, OW);  x: (planes, H, W) with H, W < 2^31
 template <typename T>
 void adaptive_max_pool2d_forward(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H,
                                  int64_t W, int64_t OH, int64_t OW);
@@ -62,8 +64,8 @@ bool max_pool2d_backward(T* dx, const T* dy, const int64_t* indices, int64_t pla
 
 // out: (planes, OH, OW);  x: (planes, H, W); rows.dilation == cols.dilation == 1.
 // divisor = divisor_override if non-zero; else the window's size clipped to the padded input
-// (count_include_pad) or its number of taps inside the input. A window with no tap inside the
-// input gives 0.
+// (count_include_pad) or its number of taps inside the input. With pad <= kernel / 2 (the caller
+// checks) every undilated window has a tap inside the input.
 template <typename T>
 void avg_pool2d_forward(T* out, const T* x, int64_t planes, int64_t H, int64_t W, int64_t OH,
                         int64_t OW, PoolWindow rows, PoolWindow cols, bool count_include_pad,

@@ -63,6 +63,14 @@ void check_indices(const py::array& indices, const py::array& like, const std::s
                               str(like.attr("shape")) + ", got " + str(indices.attr("shape")));
 }
 
+// The max pooling kernels keep positions within a plane as int32
+void check_int32_positions(const Nchw& s, const std::string& fn) {
+    constexpr int64_t limit = int64_t(1) << 31;
+    if (s.H >= limit || s.W >= limit)
+        throw py::value_error(fn + ": expected H and W < 2**31, got (" + std::to_string(s.H) + ", " +
+                              std::to_string(s.W) + ")");
+}
+
 void check_at_least(Pair p, int64_t min, const std::string& fn, const char* name) {
     if (p[0] < min || p[1] < min)
         throw py::value_error(fn + ": expected " + name + " >= " + std::to_string(min) + ", got " +
@@ -120,6 +128,7 @@ py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding
                       bool ceil_mode) {
     const std::string fn = "max_pool2d";
     const Nchw s = float_nchw(x, fn, "input");
+    check_int32_positions(s, fn);
     const Pool2d g = pool_geometry(fn, s.H, s.W, kernel, stride, padding, dilation, ceil_mode);
     if (!kg::cpu::pool_windows_touch_input(s.H, g.OH, g.rows) ||
         !kg::cpu::pool_windows_touch_input(s.W, g.OW, g.cols))
@@ -143,6 +152,7 @@ py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding
 py::object adaptive_max_pool2d(const py::array& x, Pair output_size) {
     const std::string fn = "adaptive_max_pool2d";
     const Nchw s = float_nchw(x, fn, "input");
+    check_int32_positions(s, fn);
     check_at_least({s.H, s.W}, 1, fn, "the input's (H, W)");
     check_at_least(output_size, 0, fn, "output_size");
     const int64_t OH = output_size[0], OW = output_size[1];
