@@ -17,7 +17,7 @@ namespace cpu {
 enum class PadMode { reflect, replicate };
 
 // out: (planes, H + top + bottom, W + left + right);  x: (planes, H, W)
-// The caller checks that both output sizes are >= 1 and, for reflect, that every pad < its size.
+// The caller checks that both output sizes are >= 0 and, for reflect, that every pad < its size.
 template <typename T>
 void pad2d_forward(T* out, const T* x, int64_t planes, int64_t H, int64_t W, int64_t top,
                    int64_t bottom, int64_t left, int64_t right, PadMode mode);

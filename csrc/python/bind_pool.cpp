@@ -438,7 +438,7 @@ kg::cpu::PadMode pad_mode(const std::string& mode, const std::string& fn) {
     throw py::value_error(fn + ": expected mode 'reflect' or 'replicate', got '" + mode + "'");
 }
 
-// The padded size of an H x W input, checked (>= 1; reflect: every pad < the size it pads)
+// The padded size of an H x W input, checked (>= 0; reflect: every pad < the size it pads)
 Pair padded_size(const std::string& fn, int64_t H, int64_t W, std::array<int64_t, 4> pad,
                  kg::cpu::PadMode mode) {
     const auto [left, right, top, bottom] = pad;
@@ -449,9 +449,9 @@ Pair padded_size(const std::string& fn, int64_t H, int64_t W, std::array<int64_t
                               std::to_string(left) + ", " + std::to_string(right) + ", " + std::to_string(top) +
                               ", " + std::to_string(bottom) + ") for an input of size " + pair_str({H, W}));
     const Pair out{H + top + bottom, W + left + right};
-    if (out[0] < 1 || out[1] < 1)
+    if (out[0] < 0 || out[1] < 0)
         throw py::value_error(fn + ": the padded size " + pair_str(out) + " of an input of size " +
-                              pair_str({H, W}) + " must be >= 1");
+                              pair_str({H, W}) + " must be >= 0");
     return out;
 }
 

@@ -41,8 +41,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 __all__ = [
     "pool_output_size", "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
     "adaptive_max_pool2d", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d",
-    "max_unpool2d_backward", "nearest_source_index", "linear_source_index", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d",
-    "upsample_bilinear2d_backward", "pad", "pad_backward",
+    "max_unpool2d_backward", "nearest_source_index", "linear_source_index", "upsample_nearest2d",
+    "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad", "pad_backward",
 ]
 
 
@@ -181,7 +181,7 @@ def adaptive_avg_pool2d(x, output_size):
 
 
 def adaptive_avg_pool2d_backward(grad_out, input_shape):
-    N, C, H, W = input_shape
+    H, W = input_shape[2:]
     OH, OW = grad_out.shape[2:]
     grad = np.zeros(input_shape, grad_out.dtype)
     for oh, (h0, h1) in enumerate(_adaptive_windows(H, OH)):
