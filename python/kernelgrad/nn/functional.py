@@ -646,7 +646,7 @@ def pad(input, pad, mode="constant", value=0.0):
     if mode == "constant":
         if min(out_sizes, default=0) < 0:
             raise ShapeError(f"{what}: pad {pad} of dims of size {sizes} gives negative sizes {out_sizes}")
-        return P.ConstantPad.apply(input, pad, value)
+        return P.ConstantPad.apply(input, pad, 0 if value is None else value)  # None: PyTorch's default
     if mode not in ("reflect", "replicate"):
         raise NotImplementedError(
             f"{what}: mode {mode!r} is not supported; kernelgrad has 'constant', 'reflect' and 'replicate'"
