@@ -82,6 +82,8 @@ def geometry(**overrides):
     (dict(padding=(2, 0)), r"expected padding <= kernel_size / 2, got padding \(2, 0\) and kernel_size \(2, 2\)"),
     (dict(kernel_size=(10, 2)), r"does not fit the input of size \(9, 8\)"),
     (dict(kernel_size=(2, 2), padding=(1, 1), dilation=(9, 9)), r"entirely in the padding"),
+    (dict(kernel_size=(2**31, 2)), r"expected kernel_size <= 2147483647"),   # int32, as in PyTorch
+    (dict(dilation=(1, 2**62)), r"expected dilation <= 2147483647"),         # no int64 overflow either
 ])
 def test_max_pool2d_bad_geometry(overrides, pattern, x64):
     with pytest.raises(ValueError, match=pattern):
@@ -154,3 +156,5 @@ def test_pad_checks(x64):
     with pytest.raises(ValueError, match=r"must be >= 0"):
         _C.pad2d(x64, (-5, -4, 0, 0), "replicate")
     assert _C.pad2d(x64, (0, 0, 20, 0), "replicate").shape == (2, 3, 29, 8)  # replicate has no limit
+    with pytest.raises(ValueError, match=r"every pad in \[-2\*\*31 \+ 1, 2\*\*31 - 1\], got 4611686018427387904"):
+        _C.pad2d(x64, (2**62, 2**62, 0, 0), "replicate")

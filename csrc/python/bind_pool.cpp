@@ -77,6 +77,16 @@ void check_at_least(Pair p, int64_t min, const std::string& fn, const char* name
                               pair_str(p));
 }
 
+// Window sizes, strides, dilations and pads are int32 in PyTorch; the bound also keeps the
+// kernels' index arithmetic (products of two of them) far from int64 overflow.
+constexpr int64_t kMaxArg = (int64_t(1) << 31) - 1;
+
+void check_at_most(Pair p, int64_t max, const std::string& fn, const char* name) {
+    if (p[0] > max || p[1] > max)
+        throw py::value_error(fn + ": expected " + name + " <= " + std::to_string(max) + ", got " +
+                              pair_str(p));
+}
+
 // The array as a C-contiguous array of T (a copy only when it is not one already); its dtype has
 // been checked, so nothing is converted.
 template <typename T>
@@ -106,6 +116,9 @@ Pool2d pool_geometry(const std::string& fn, int64_t H, int64_t W, Pair kernel, P
     check_at_least(stride, 1, fn, "stride");
     check_at_least(padding, 0, fn, "padding");
     check_at_least(dilation, 1, fn, "dilation");
+    check_at_most(kernel, kMaxArg, fn, "kernel_size");
+    check_at_most(stride, kMaxArg, fn, "stride");
+    check_at_most(dilation, kMaxArg, fn, "dilation");  // padding <= kernel_size / 2 follows
     if (padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2)
         throw py::value_error(fn + ": expected padding <= kernel_size / 2, got padding " + pair_str(padding) +
                               " and kernel_size " + pair_str(kernel));
@@ -442,6 +455,9 @@ kg::cpu::PadMode pad_mode(const std::string& mode, const std::string& fn) {
 Pair padded_size(const std::string& fn, int64_t H, int64_t W, std::array<int64_t, 4> pad,
                  kg::cpu::PadMode mode) {
     const auto [left, right, top, bottom] = pad;
+    for (const int64_t p : pad)
+        if (p < -kMaxArg || p > kMaxArg)
+            throw py::value_error(fn + ": expected every pad in [-2**31 + 1, 2**31 - 1], got " + std::to_string(p));
     if (H < 1 || W < 1)
         throw py::value_error(fn + ": expected an input of non-zero (H, W), got " + pair_str({H, W}));
     if (mode == kg::cpu::PadMode::reflect && (left >= W || right >= W || top >= H || bottom >= H))
