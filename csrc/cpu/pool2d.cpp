@@ -9,8 +9,9 @@
 //   average:  r[w] = sum over the row taps h of x[h][w];      out[ow] = sum over the column taps
 //             w of r[w], / divisor
 //   max:      (rm, rh)[w] = max over the row taps of x[h][w] and its row (PyTorch's scan down the
-//             column); (m, mh, mw)[ow] = max over the column taps w of (rm[w], rh[w], w) under
-//             PyTorch's row-major order (fold_max); index = mh * W + mw
+//             column); (m, mh, mj)[ow] = max over the window's column taps j (at w) of
+//             (rm[w], rh[w]) in PyTorch's row-major order (fold_max); index = mh * W + (column of
+//             tap mj)
 //   backward: average: the same passes transposed (spread dy / divisor over each window's
 //             columns, then add that row into every row tap); max: dx[index] += dy.
 //
@@ -94,16 +95,18 @@ inline void for_each_tap_of(const Taps& t, int64_t o, F&& visit) {
     for (int64_t j = 0, h = t.first[o]; j < t.count[o]; ++j, h += t.step) visit(h);
 }
 
-// visit(o, w) for every window o and each of its taps w. Uniform windows are visited tap-major
-// (for each tap, every window) so that the inner loop runs along the output with a constant
-// stride and vectorises; the others one window at a time.
+// visit(o, j, w) for every window o and each of its taps: the j-th, at w. Uniform windows are
+// visited tap-major (for each j, every window) so that the inner loop runs along the output with
+// a constant stride and vectorises; the others one window at a time.
 template <class F>
 inline void for_each_tap(const Taps& t, F&& visit) {
-    const auto window = [&](int64_t o) { for_each_tap_of(t, o, [&](int64_t w) { visit(o, w); }); };
+    const auto window = [&](int64_t o) {
+        for (int64_t j = 0, w = t.first[o]; j < t.count[o]; ++j, w += t.step) visit(o, j, w);
+    };
     for (int64_t o = 0; o < t.lo; ++o) window(o);
     for (int64_t j = 0; j < t.kernel; ++j) {
         const int64_t offset = t.offset + j * t.step;
-        for (int64_t o = t.lo; o < t.hi; ++o) visit(o, o * t.stride + offset);
+        for (int64_t o = t.lo; o < t.hi; ++o) visit(o, j, o * t.stride + offset);
     }
     for (int64_t o = t.hi; o < t.out(); ++o) window(o);
 }
@@ -111,17 +114,18 @@ inline void for_each_tap(const Taps& t, F&& visit) {
 // ----------------------------------------------------------------------------------------------
 // Max pooling
 
-// Does the tap (v at row h, column w) beat the maximum so far (m at mh, mw) in PyTorch's row-major
-// scan? A NaN beats any number and a later NaN an earlier one; otherwise the larger value wins
-// and, on a tie, the earlier position. That is a total order on taps, so the result does not
-// depend on the order in which they are folded in. Branch-free, so that loops of it vectorise.
+// Does the tap (v at row h, column tap j) beat the window's maximum so far (m at mh, mj) in
+// PyTorch's row-major scan? A NaN beats any number and a later NaN an earlier one; otherwise the
+// larger value wins and, on a tie, the earlier position. That is a total order on the window's
+// taps, so the result does not depend on the order in which they are folded in. Branch-free, so
+// that loops of it vectorise.
 template <typename T>
-inline void fold_max(T& m, int32_t& mh, int32_t& mw, T v, int32_t h, int32_t w) {
-    const bool earlier = (h < mh) | ((h == mh) & (w < mw));
+inline void fold_max(T& m, int32_t& mh, int32_t& mj, T v, int32_t h, int32_t j) {
+    const bool earlier = (h < mh) | ((h == mh) & (j < mj));
     const bool take = (v > m) | ((v == m) & earlier) | ((v != v) & ((m == m) | !earlier));
     m = take ? v : m;
     mh = take ? h : mh;
-    mw = take ? w : mw;
+    mj = take ? j : mj;
 }
 
 // out, indices: (planes, rows.out(), cols.out());  x: (planes, H, W)
@@ -132,7 +136,7 @@ void max_pool_planes(T* out, int64_t* indices, const T* x, int64_t planes, int64
 #pragma omp parallel num_threads(get_num_threads())
     {
         std::vector<T> rm(W), m(OW);           // max over the row taps, per column; per window
-        std::vector<int32_t> rh(W), mh(OW), mw(OW);  // and where: its row; the window's row, column
+        std::vector<int32_t> rh(W), mh(OW), mj(OW);  // and where: its row; the window's row, column tap
 #pragma omp for schedule(static)
         for (int64_t p = 0; p < planes; ++p)
             for (int64_t oh = 0; oh < OH; ++oh) {
@@ -152,15 +156,15 @@ void max_pool_planes(T* out, int64_t* indices, const T* x, int64_t planes, int64
                 // columns: fold_max from its identity (-inf, after every position), in any order
                 std::fill(m.begin(), m.end(), -std::numeric_limits<T>::infinity());
                 std::fill(mh.begin(), mh.end(), std::numeric_limits<int32_t>::max());
-                std::fill(mw.begin(), mw.end(), std::numeric_limits<int32_t>::max());
-                for_each_tap(cols, [&](int64_t ow, int64_t w) {
-                    fold_max(m[ow], mh[ow], mw[ow], rm[w], rh[w], static_cast<int32_t>(w));
+                std::fill(mj.begin(), mj.end(), std::numeric_limits<int32_t>::max());
+                for_each_tap(cols, [&](int64_t ow, int64_t j, int64_t w) {
+                    fold_max(m[ow], mh[ow], mj[ow], rm[w], rh[w], static_cast<int32_t>(j));
                 });
                 T* out_row = out + (p * OH + oh) * OW;
                 int64_t* indices_row = indices + (p * OH + oh) * OW;
                 for (int64_t ow = 0; ow < OW; ++ow) {
                     out_row[ow] = m[ow];
-                    indices_row[ow] = static_cast<int64_t>(mh[ow]) * W + mw[ow];
+                    indices_row[ow] = static_cast<int64_t>(mh[ow]) * W + cols.first[ow] + mj[ow] * cols.step;
                 }
             }
     }
@@ -198,7 +202,7 @@ void avg_pool_planes(T* out, const T* x, int64_t planes, int64_t H, int64_t W, c
                 });
                 T* out_row = out + (p * OH + oh) * OW;
                 std::fill(out_row, out_row + OW, T(0));
-                for_each_tap(cols, [&](int64_t ow, int64_t w) { out_row[ow] += r[w]; });
+                for_each_tap(cols, [&](int64_t ow, int64_t, int64_t w) { out_row[ow] += r[w]; });
                 for (int64_t ow = 0; ow < OW; ++ow) out_row[ow] /= T(divisor(rows, cols, oh, ow));
             }
     }
@@ -219,7 +223,7 @@ void avg_pool_planes_backward(T* dx, const T* dy, int64_t planes, int64_t H, int
                 const T* dy_row = dy + (p * OH + oh) * OW;
                 for (int64_t ow = 0; ow < OW; ++ow) g[ow] = dy_row[ow] / T(divisor(rows, cols, oh, ow));
                 std::fill(r.begin(), r.end(), T(0));
-                for_each_tap(cols, [&](int64_t ow, int64_t w) { r[w] += g[ow]; });
+                for_each_tap(cols, [&](int64_t ow, int64_t, int64_t w) { r[w] += g[ow]; });
                 for_each_tap_of(rows, oh, [&](int64_t h) {
                     T* dx_h = dx + (p * H + h) * W;
                     for (int64_t w = 0; w < W; ++w) dx_h[w] += r[w];
