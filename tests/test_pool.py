@@ -93,6 +93,8 @@ def test_max_pool2d_vs_reference(shape, kernel, stride, padding, dilation, ceil_
     g = randn(rng, *out.shape)
     out.backward(kg.tensor(g, device=device))
     np.testing.assert_allclose(npy(x.grad), R.max_pool2d_backward(g, ref_indices, shape), rtol=1e-6, atol=1e-6)
+    with kg.no_grad():  # no gradient to come: the kernel that finds the values only
+        np.testing.assert_array_equal(npy(F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode)), ref_out)
 
 
 UNDILATED = [i for i, c in enumerate(POOL_CASES) if c[4] == 1]
@@ -212,6 +214,7 @@ def test_max_pool2d_ties_and_nan(device):
     np.testing.assert_array_equal(npy(indices), ref_indices)
     np.testing.assert_array_equal(ref_indices[0, 0], [[1, 3, 4], [18, 15, 17]])
     assert np.isnan(npy(out)[0, 0, 1, 0]) and np.isnan(npy(out)[0, 0, 1, 2])
+    np.testing.assert_array_equal(npy(F.max_pool2d(kg.tensor(x_np, device=device), 2)), ref_out)  # values only
 
 
 def test_pool_threads_agree(rng):

@@ -15,8 +15,9 @@ def x64(rng):
 
 
 def test_float64_kernels_vs_reference(x64, rng):
-    out, idx = _C.max_pool2d(x64, (3, 2), (2, 1), (1, 1), (1, 2), True)
+    out, idx = _C.max_pool2d_with_indices(x64, (3, 2), (2, 1), (1, 1), (1, 2), True)
     ref_out, ref_idx = R.max_pool2d(x64, (3, 2), (2, 1), (1, 1), (1, 2), True)
+    np.testing.assert_array_equal(_C.max_pool2d(x64, (3, 2), (2, 1), (1, 1), (1, 2), True), ref_out)
     assert out.dtype == np.float64 and idx.dtype == np.int64 and out.flags.c_contiguous
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_array_equal(idx, ref_idx)
@@ -60,7 +61,7 @@ def test_float64_kernels_vs_reference(x64, rng):
 def test_strided_and_byte_swapped_inputs(x64):
     """Any strides and byte order are accepted (the binding copies to C-contiguous native arrays)."""
     view = x64.transpose(0, 1, 3, 2)[:, :, ::2]
-    np.testing.assert_array_equal(_C.max_pool2d(view, (2, 2), (2, 2), (0, 0), (1, 1), False)[0],
+    np.testing.assert_array_equal(_C.max_pool2d(view, (2, 2), (2, 2), (0, 0), (1, 1), False),
                                   R.max_pool2d(np.ascontiguousarray(view), 2)[0])
     swapped = x64.astype(x64.dtype.newbyteorder())
     np.testing.assert_array_equal(_C.upsample_nearest2d(swapped, (4, 4), None), R.upsample_nearest2d(x64, (4, 4)))
@@ -75,7 +76,7 @@ def geometry(**overrides):
 
 
 @pytest.mark.parametrize("overrides, pattern", [
-    (dict(kernel_size=(0, 2)), r"max_pool2d: expected kernel_size >= 1, got \(0, 2\)"),
+    (dict(kernel_size=(0, 2)), r"max_pool2d(_with_indices)?: expected kernel_size >= 1, got \(0, 2\)"),
     (dict(stride=(2, 0)), r"expected stride >= 1"),
     (dict(padding=(-1, 0)), r"expected padding >= 0"),
     (dict(dilation=(1, 0)), r"expected dilation >= 1"),
@@ -86,8 +87,9 @@ def geometry(**overrides):
     (dict(dilation=(1, 2**62)), r"expected dilation <= 2147483647"),         # no int64 overflow either
 ])
 def test_max_pool2d_bad_geometry(overrides, pattern, x64):
-    with pytest.raises(ValueError, match=pattern):
-        _C.max_pool2d(x64, **geometry(**overrides))
+    for kernel in (_C.max_pool2d, _C.max_pool2d_with_indices):
+        with pytest.raises(ValueError, match=pattern):
+            kernel(x64, **geometry(**overrides))
 
 
 def test_dtype_and_ndim_checks(x64):
@@ -107,7 +109,7 @@ def test_plane_size_limit_of_max_pooling():
     """Max pooling keeps positions as int32: a plane side of 2**31 is refused before any copy."""
     huge = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), shape=(1, 1, 1, 2**31), strides=(0, 0, 0, 0))
     with pytest.raises(ValueError, match=r"H and W < 2\*\*31"):
-        _C.max_pool2d(huge, **geometry(kernel_size=(1, 2)))
+        _C.max_pool2d_with_indices(huge, **geometry(kernel_size=(1, 2)))
     with pytest.raises(ValueError, match=r"H and W < 2\*\*31"):
         _C.adaptive_max_pool2d(huge, (1, 1))
 

@@ -112,7 +112,45 @@ inline void for_each_tap(const Taps& t, F&& visit) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Max pooling
+// One fold per window: average pooling, and max pooling without indices
+
+// out[p][oh][ow] = finish(oh, ow, acc) with acc the fold of the window's taps x[p][h][w] by
+// step(acc, v), from init: down the window's rows into r[w] first, then across its columns.
+// Average pooling folds with +, max pooling without indices with PyTorch's max (NaN wins).
+//   out: (planes, rows.out(), cols.out());  x: (planes, H, W)
+template <typename T, class Step, class Finish>
+void fold_planes(T* out, const T* x, int64_t planes, int64_t H, int64_t W, const Taps& rows,
+                 const Taps& cols, T init, Step step, Finish finish) {
+    const int64_t OH = rows.out(), OW = cols.out();
+#pragma omp parallel num_threads(get_num_threads())
+    {
+        std::vector<T> r(W);  // the fold of the window's rows, per input column
+#pragma omp for schedule(static)
+        for (int64_t p = 0; p < planes; ++p)
+            for (int64_t oh = 0; oh < OH; ++oh) {
+                std::fill(r.begin(), r.end(), init);
+                for_each_tap_of(rows, oh, [&](int64_t h) {
+                    const T* x_h = x + (p * H + h) * W;
+                    for (int64_t w = 0; w < W; ++w) r[w] = step(r[w], x_h[w]);
+                });
+                T* out_row = out + (p * OH + oh) * OW;
+                std::fill(out_row, out_row + OW, init);
+                for_each_tap(cols, [&](int64_t ow, int64_t, int64_t w) {
+                    out_row[ow] = step(out_row[ow], r[w]);
+                });
+                for (int64_t ow = 0; ow < OW; ++ow) out_row[ow] = finish(oh, ow, out_row[ow]);
+            }
+    }
+}
+
+// PyTorch's max step: a larger value, or a NaN, takes over (branch-free, so loops of it vectorise)
+template <typename T>
+inline T nan_max(T m, T v) {
+    return (v > m) | (v != v) ? v : m;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Max pooling with indices
 
 // Does the tap (v at row h, column tap j) beat the window's maximum so far (m at mh, mj) in
 // PyTorch's row-major scan? A NaN beats any number and a later NaN an earlier one; otherwise the
@@ -188,24 +226,8 @@ struct Divisor {
 template <typename T>
 void avg_pool_planes(T* out, const T* x, int64_t planes, int64_t H, int64_t W, const Taps& rows,
                      const Taps& cols, Divisor divisor) {
-    const int64_t OH = rows.out(), OW = cols.out();
-#pragma omp parallel num_threads(get_num_threads())
-    {
-        std::vector<T> r(W);  // the window rows' sum, per input column
-#pragma omp for schedule(static)
-        for (int64_t p = 0; p < planes; ++p)
-            for (int64_t oh = 0; oh < OH; ++oh) {
-                std::fill(r.begin(), r.end(), T(0));
-                for_each_tap_of(rows, oh, [&](int64_t h) {
-                    const T* x_h = x + (p * H + h) * W;
-                    for (int64_t w = 0; w < W; ++w) r[w] += x_h[w];
-                });
-                T* out_row = out + (p * OH + oh) * OW;
-                std::fill(out_row, out_row + OW, T(0));
-                for_each_tap(cols, [&](int64_t ow, int64_t, int64_t w) { out_row[ow] += r[w]; });
-                for (int64_t ow = 0; ow < OW; ++ow) out_row[ow] /= T(divisor(rows, cols, oh, ow));
-            }
-    }
+    fold_planes(out, x, planes, H, W, rows, cols, T(0), [](T s, T v) { return s + v; },
+                [&](int64_t oh, int64_t ow, T s) { return s / T(divisor(rows, cols, oh, ow)); });
 }
 
 // dx: (planes, H, W);  dy: (planes, rows.out(), cols.out())
@@ -283,8 +305,17 @@ bool pool_windows_touch_input(int64_t size, int64_t out, PoolWindow w) {
 // Entry points
 
 template <typename T>
-void max_pool2d_forward(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H, int64_t W,
-                        int64_t OH, int64_t OW, PoolWindow rows, PoolWindow cols) {
+void max_pool2d_forward(T* out, const T* x, int64_t planes, int64_t H, int64_t W, int64_t OH,
+                        int64_t OW, PoolWindow rows, PoolWindow cols) {
+    fold_planes(out, x, planes, H, W, pooling_taps(H, OH, rows), pooling_taps(W, OW, cols),
+                -std::numeric_limits<T>::infinity(), [](T m, T v) { return nan_max(m, v); },
+                [](int64_t, int64_t, T m) { return m; });
+}
+
+template <typename T>
+void max_pool2d_with_indices_forward(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H,
+                                     int64_t W, int64_t OH, int64_t OW, PoolWindow rows,
+                                     PoolWindow cols) {
     max_pool_planes(out, indices, x, planes, H, W, pooling_taps(H, OH, rows),
                     pooling_taps(W, OW, cols));
 }
@@ -358,8 +389,11 @@ bool max_unpool2d_backward(T* dx, const T* dy, const int64_t* indices, int64_t p
 // float32 and float64 instances
 
 #define KG_POOL2D_INSTANCES(T)                                                                     \
-    template void max_pool2d_forward(T*, int64_t*, const T*, int64_t, int64_t, int64_t, int64_t,   \
-                                     int64_t, PoolWindow, PoolWindow);                             \
+    template void max_pool2d_forward(T*, const T*, int64_t, int64_t, int64_t, int64_t, int64_t,    \
+                                     PoolWindow, PoolWindow);                                      \
+    template void max_pool2d_with_indices_forward(T*, int64_t*, const T*, int64_t, int64_t,        \
+                                                  int64_t, int64_t, int64_t, PoolWindow,           \
+                                                  PoolWindow);                                     \
     template void adaptive_max_pool2d_forward(T*, int64_t*, const T*, int64_t, int64_t, int64_t,   \
                                               int64_t, int64_t);                                   \
     template bool max_pool2d_backward(T*, const T*, const int64_t*, int64_t, int64_t, int64_t);    \

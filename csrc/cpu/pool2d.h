@@ -41,11 +41,18 @@ bool pool_windows_touch_input(int64_t size, int64_t out, PoolWindow w);
 // ----------------------------------------------------------------------------------------------
 // Max pooling
 
+// out: (planes, OH, OW);  x: (planes, H, W). Every window must touch the input.
+// The values only (no gradient to come): cheaper than with the indices.
+template <typename T>
+void max_pool2d_forward(T* out, const T* x, int64_t planes, int64_t H, int64_t W, int64_t OH,
+                        int64_t OW, PoolWindow rows, PoolWindow cols);
+
 // out, indices: (planes, OH, OW);  x: (planes, H, W) with H, W < 2^31. Every window must touch
 // the input.
 template <typename T>
-void max_pool2d_forward(T* out, int64_t* indices, const T* x, int64_t planes, int64_t H, int64_t W,
-                        int64_t OH, int64_t OW, PoolWindow rows, PoolWindow cols);
+void max_pool2d_with_indices_forward(T* out, int64_t* indices, const T* x, int64_t planes,
+                                     int64_t H, int64_t W, int64_t OH, int64_t OW, PoolWindow rows,
+                                     PoolWindow cols);
 
 // out, indices: (planes, OH, OW);  x: (planes, H, W) with H, W < 2^31
 template <typename T>

@@ -137,17 +137,42 @@ Pool2d pool_geometry(const std::string& fn, int64_t H, int64_t W, Pair kernel, P
 // ----------------------------------------------------------------------------------------------
 // Max pooling
 
-py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
-                      bool ceil_mode) {
-    const std::string fn = "max_pool2d";
-    const Nchw s = float_nchw(x, fn, "input");
-    check_int32_positions(s, fn);
+// The checked geometry of a max pooling (also: every window must touch the input)
+Pool2d max_pool_geometry(const std::string& fn, const Nchw& s, Pair kernel, Pair stride, Pair padding,
+                         Pair dilation, bool ceil_mode) {
     const Pool2d g = pool_geometry(fn, s.H, s.W, kernel, stride, padding, dilation, ceil_mode);
     if (!kg::cpu::pool_windows_touch_input(s.H, g.OH, g.rows) ||
         !kg::cpu::pool_windows_touch_input(s.W, g.OW, g.cols))
         throw py::value_error(fn + ": a dilated window lies entirely in the padding (kernel_size " +
                               pair_str(kernel) + ", padding " + pair_str(padding) + ", dilation " +
                               pair_str(dilation) + ", input size " + pair_str({s.H, s.W}) + ")");
+    return g;
+}
+
+py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                      bool ceil_mode) {
+    const std::string fn = "max_pool2d";
+    const Nchw s = float_nchw(x, fn, "input");
+    const Pool2d g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
+    return dispatch(x, [&](auto t) -> py::object {
+        using T = decltype(t);
+        const auto xc = c_contiguous<T>(x);
+        py::array_t<T> out(s.with_hw(g.OH, g.OW));
+        {
+            py::gil_scoped_release no_gil;
+            kg::cpu::max_pool2d_forward(out.mutable_data(), xc.data(), s.planes(), s.H, s.W, g.OH, g.OW,
+                                        g.rows, g.cols);
+        }
+        return std::move(out);
+    });
+}
+
+py::object max_pool2d_with_indices(const py::array& x, Pair kernel, Pair stride, Pair padding,
+                                   Pair dilation, bool ceil_mode) {
+    const std::string fn = "max_pool2d_with_indices";
+    const Nchw s = float_nchw(x, fn, "input");
+    check_int32_positions(s, fn);
+    const Pool2d g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
     return dispatch(x, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto xc = c_contiguous<T>(x);
@@ -155,8 +180,8 @@ py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding
         py::array_t<int64_t> indices(s.with_hw(g.OH, g.OW));
         {
             py::gil_scoped_release no_gil;
-            kg::cpu::max_pool2d_forward(out.mutable_data(), indices.mutable_data(), xc.data(), s.planes(),
-                                        s.H, s.W, g.OH, g.OW, g.rows, g.cols);
+            kg::cpu::max_pool2d_with_indices_forward(out.mutable_data(), indices.mutable_data(), xc.data(),
+                                                     s.planes(), s.H, s.W, g.OH, g.OW, g.rows, g.cols);
         }
         return py::make_tuple(out, indices);
     });
@@ -521,8 +546,11 @@ void bind_pool(py::module_& m) {
     using py::arg;
     m.def("max_pool2d", &max_pool2d, arg("input"), arg("kernel_size"), arg("stride"), arg("padding"),
           arg("dilation"), arg("ceil_mode"),
-          "max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode) -> (out, indices):\n"
-          "input (N, C, H, W); out (N, C, OH, OW) and int64 indices h * W + w of each maximum.");
+          "max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode) -> out (N, C, OH, OW)\n"
+          "for input (N, C, H, W): the maxima only.");
+    m.def("max_pool2d_with_indices", &max_pool2d_with_indices, arg("input"), arg("kernel_size"), arg("stride"),
+          arg("padding"), arg("dilation"), arg("ceil_mode"),
+          "max_pool2d_with_indices(...) -> (out, indices): also the int64 index h * W + w of each maximum.");
     m.def("adaptive_max_pool2d", &adaptive_max_pool2d, arg("input"), arg("output_size"),
           "adaptive_max_pool2d(input, output_size) -> (out, indices), out (N, C, *output_size).");
     m.def("max_pool2d_backward", &max_pool2d_backward, arg("grad_output"), arg("indices"), arg("input_size"),

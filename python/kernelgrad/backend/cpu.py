@@ -23,7 +23,7 @@ __all__ = [
     "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
     # kernels
     "matmul",
-    "max_pool2d", "max_pool2d_backward", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad2d", "pad2d_backward",
+    "max_pool2d", "max_pool2d_with_indices", "max_pool2d_backward", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad2d", "pad2d_backward",
     # random
     "uniform", "normal", "integers", "permutation",
 ]
@@ -210,7 +210,8 @@ def permutation(gen, n):
 # --- pooling, unpooling, upsampling, reflect / replicate padding: the _C kernels of
 # csrc/cpu/pool2d.h, upsample.h and pad2d.h, as they are (arguments and errors in
 # csrc/python/bind_pool.cpp). Arrays are (N, C, H, W), any strides; pairs are (height, width).
-#   max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> (out, int64 indices h * W + w)
+#   max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> out
+#   max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode) -> (out, int64 indices h * W + w)
 #   adaptive_max_pool2d(x, out_hw) -> (out, indices);  max_pool2d_backward(g, indices, in_hw)
 #   avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
 #   avg_pool2d_backward(g, in_hw, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
@@ -220,6 +221,7 @@ def permutation(gen, n):
 #   upsample_bilinear2d(x, out_hw, align_corners, scale_factors);  _backward(g, in_hw, align_corners, ...)
 #   pad2d(x, (left, right, top, bottom), "reflect" | "replicate");  pad2d_backward(g, in_hw, pad, mode)
 max_pool2d = _C.max_pool2d
+max_pool2d_with_indices = _C.max_pool2d_with_indices
 max_pool2d_backward = _C.max_pool2d_backward
 adaptive_max_pool2d = _C.adaptive_max_pool2d
 avg_pool2d = _C.avg_pool2d

@@ -461,10 +461,10 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
     to the first maximum in row-major order; a NaN is the maximum."""
     x, unbatched = _pool_input(input, "max_pool2d")
     geometry = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
-    out, indices = P.max_pool2d(x, *geometry, bool(ceil_mode))
+    result = P.max_pool2d(x, *geometry, bool(ceil_mode), bool(return_indices))
     if unbatched:
-        out, indices = out.squeeze(0), indices.squeeze(0)
-    return (out, indices) if return_indices else out
+        result = tuple(t.squeeze(0) for t in result) if return_indices else result.squeeze(0)
+    return result
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,

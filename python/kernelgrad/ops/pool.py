@@ -15,7 +15,7 @@ A gg again, so every one of them has double backward.
                    dx = dy padded by the negated pads with zeros (crops the border, zero-fills
                    what was cropped): a constant pad again
 """
-from ..autograd import Function
+from ..autograd import Function, is_grad_enabled
 from ._util import new, xp
 
 
@@ -36,7 +36,7 @@ class LinearMap(Function):
 
 class MaxPool2d(Function):
     """(values, int64 indices) of a max pooling; pool(B, a) runs the backend kernel
-    (max_pool2d or adaptive_max_pool2d) on an array."""
+    (max_pool2d_with_indices or adaptive_max_pool2d) on an array."""
 
     @staticmethod
     def forward(ctx, x, pool):
@@ -55,8 +55,14 @@ class MaxPool2d(Function):
                                lambda B, a: B.max_unpool2d_backward(a, idx)), None  # ... and its adjoint
 
 
-def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode):
-    return MaxPool2d.apply(x, lambda B, a: B.max_pool2d(a, kernel_size, stride, padding, dilation, ceil_mode))
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    """The maxima, and their indices when asked for; without a gradient to come and without
+    return_indices, the cheaper kernel that finds the values only."""
+    geometry = (kernel_size, stride, padding, dilation, ceil_mode)
+    if not return_indices and not (is_grad_enabled() and x.requires_grad):
+        return new(xp(x).max_pool2d(x._data, *geometry), x.device)
+    out, indices = MaxPool2d.apply(x, lambda B, a: B.max_pool2d_with_indices(a, *geometry))
+    return (out, indices) if return_indices else out
 
 
 def adaptive_max_pool2d(x, output_size):
