@@ -8,6 +8,7 @@
 //
 //   average:  r[w] = sum over the row taps h of x[h][w];      out[ow] = sum over the column taps
 //             w of r[w], / divisor
+//   max, values only (no gradient to come): the same two folds with PyTorch's max (a NaN wins)
 //   max:      (rm, rh)[w] = max over the row taps of x[h][w] and its row (PyTorch's scan down the
 //             column); (m, mh, mj)[ow] = max over the window's column taps j (at w) of
 //             (rm[w], rh[w]) in PyTorch's row-major order (fold_max); index = mh * W + (column of
@@ -17,8 +18,8 @@
 //
 // Vectorisation (plain loops, baseline ISA): the row passes run along contiguous rows; the column
 // pass visits uniform windows tap-major (for each tap, every window of the row), so its inner
-// loop runs along the output row with a constant stride. Positions in the max scans are int32,
-// one per float32 lane, which SSE2 can blend: hence H, W < 2^31 (pool2d.h).
+// loop runs along the output row with a constant stride. The max scan with indices keeps rows
+// and tap numbers as int32, one per float32 lane, which SSE2 can blend: hence H, W < 2^31.
 #include "cpu/pool2d.h"
 
 #include <algorithm>
