@@ -19,6 +19,7 @@ namespace py = pybind11;
 
 void bind_conv(py::module_& m);  // bind_conv.cpp
 void bind_norm(py::module_& m);  // bind_norm.cpp: softmax, cross-entropy, layer norm, batch norm
+void bind_pool(py::module_& m);  // bind_pool.cpp
 
 namespace {
 
@@ -153,6 +154,7 @@ PYBIND11_MODULE(_C, m) {
           "Testing hook: 'generic' forces the portable GEMM micro-kernel, 'auto' picks by CPU.");
     bind_conv(m);
     bind_norm(m);
+    bind_pool(m);
 
     // KERNELGRAD_ISA=generic (or auto) at import time
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') {

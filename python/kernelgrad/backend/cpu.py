@@ -24,6 +24,7 @@ __all__ = [
     # kernels
     "matmul",
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_probs", "cross_entropy_probs_backward", "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",  # noqa: E501
+    "max_pool2d", "max_pool2d_with_indices", "max_pool2d_backward", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad2d", "pad2d_backward",
     # random
     "uniform", "normal", "integers", "permutation",
 ]
@@ -243,3 +244,32 @@ layer_norm_backward = _C.layer_norm_backward  # (dy, x, mean, rstd, weight, norm
 # x (N, C, d1, ...); mean, var: (C,) running statistics, or None for the batch's -> (y, mean, var)
 batch_norm = _C.batch_norm  # (x, mean, var, weight, bias, eps)
 batch_norm_backward = _C.batch_norm_backward  # (dy, x, mean, var, weight, eps, training) -> (dx, dweight, dbias)
+# --- pooling, unpooling, upsampling, reflect / replicate padding: the _C kernels of
+# csrc/cpu/pool2d.h, upsample.h and pad2d.h, as they are (arguments and errors in
+# csrc/python/bind_pool.cpp). Arrays are (N, C, H, W), any strides; pairs are (height, width).
+#   max_pool2d(x, kernel, stride, padding, dilation, ceil_mode) -> out
+#   max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode) -> (out, int64 indices h * W + w)
+#   adaptive_max_pool2d(x, out_hw) -> (out, indices);  max_pool2d_backward(g, indices, in_hw)
+#   avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+#   avg_pool2d_backward(g, in_hw, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+#   adaptive_avg_pool2d(x, out_hw);  adaptive_avg_pool2d_backward(g, in_hw)
+#   max_unpool2d(x, indices, out_hw);  max_unpool2d_backward(g, indices) (also undoes max_pool2d_backward)
+#   upsample_nearest2d(x, out_hw, scale_factors or None);  _backward(g, in_hw, scale_factors)
+#   upsample_bilinear2d(x, out_hw, align_corners, scale_factors);  _backward(g, in_hw, align_corners, ...)
+#   pad2d(x, (left, right, top, bottom), "reflect" | "replicate");  pad2d_backward(g, in_hw, pad, mode)
+max_pool2d = _C.max_pool2d
+max_pool2d_with_indices = _C.max_pool2d_with_indices
+max_pool2d_backward = _C.max_pool2d_backward
+adaptive_max_pool2d = _C.adaptive_max_pool2d
+avg_pool2d = _C.avg_pool2d
+avg_pool2d_backward = _C.avg_pool2d_backward
+adaptive_avg_pool2d = _C.adaptive_avg_pool2d
+adaptive_avg_pool2d_backward = _C.adaptive_avg_pool2d_backward
+max_unpool2d = _C.max_unpool2d
+max_unpool2d_backward = _C.max_unpool2d_backward
+upsample_nearest2d = _C.upsample_nearest2d
+upsample_nearest2d_backward = _C.upsample_nearest2d_backward
+upsample_bilinear2d = _C.upsample_bilinear2d
+upsample_bilinear2d_backward = _C.upsample_bilinear2d_backward
+pad2d = _C.pad2d
+pad2d_backward = _C.pad2d_backward

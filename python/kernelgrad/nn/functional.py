@@ -10,6 +10,7 @@ from .._errors import DeviceError, DTypeError, ShapeError
 from ..autograd.grad_mode import no_grad
 from ..ops import conv as _conv
 from ..ops import linalg as L
+from ..ops import pool as P
 from ..ops import norm as _norm
 from ..ops import softmax as _softmax
 from ..ops._util import normalize_dim
@@ -742,3 +743,298 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             running_mean.mul_(1 - momentum).add_(mean.reshape(running_mean.shape) * momentum)
             running_var.mul_(1 - momentum).add_(var.reshape(running_var.shape) * (momentum * M / (M - 1)))
     return out
+
+
+# --- pooling, unpooling, upsampling and padding (ops in ops/pool.py, kernels in csrc/cpu/pool2d,
+# upsample, pad2d; the module forms are in nn/modules/pooling.py). Pairs are (height, width).
+def _pool_input(input, what):
+    """The input as (N, C, H, W), and whether it came unbatched as (C, H, W)."""
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
+    if input.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: expected a float32 or float64 input, got {input.dtype.name}")
+    if input.ndim not in (3, 4) or 0 in input.shape[-3:]:
+        raise ShapeError(
+            f"{what}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input with non-zero C, H and W, "
+            f"got shape {list(input.shape)}"
+        )
+    return (input.unsqueeze(0), True) if input.ndim == 3 else (input, False)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _int_pair(value, what, name):
+    """An int, or a sequence of one or two ints, as a (height, width) tuple."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not all(_is_int(v) for v in items):
+        raise TypeError(f"{what}: expected {name} to be an int or a tuple of ints, got {value!r}")
+    if len(items) not in (1, 2):
+        raise ShapeError(f"{what}: {name} must either be a single int, or a tuple of two ints, got {value!r}")
+    return (int(items[0]), int(items[-1]))
+
+
+def _check_min(pair, least, what, name):
+    if min(pair) < least:
+        raise ShapeError(f"{what}: expected {name} >= {least}, got {pair}")
+
+
+def _pool_output_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """How many windows fit along an axis: floor (ceil with ceil_mode) of
+    (size + 2 padding - dilation (kernel - 1) - 1) / stride, plus 1; with ceil_mode the last window
+    must start inside the input or the left padding."""
+    out = (size + 2 * padding - dilation * (kernel - 1) - 1 + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
+
+
+def _pool_geometry(what, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Checked (kernel_size, stride, padding, dilation) pairs of a pooling over x (N, C, H, W);
+    stride None (or empty) means kernel_size, as in PyTorch."""
+    kernel = _int_pair(kernel_size, what, "kernel_size")
+    stride = kernel if stride is None or stride in ((), []) else _int_pair(stride, what, "stride")
+    padding, dilation = _int_pair(padding, what, "padding"), _int_pair(dilation, what, "dilation")
+    _check_min(kernel, 1, what, "kernel_size")
+    _check_min(stride, 1, what, "stride")
+    _check_min(padding, 0, what, "padding")
+    _check_min(dilation, 1, what, "dilation")
+    if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
+        raise ShapeError(
+            f"{what}: pad should be at most half of the kernel size, but got padding={padding} and kernel_size={kernel}"
+        )
+    in_hw = x.shape[2:]
+    out_hw = tuple(_pool_output_size(*axis, ceil_mode) for axis in zip(in_hw, kernel, stride, padding, dilation))
+    if min(out_hw) < 1:
+        raise ShapeError(
+            f"{what}: given input size {in_hw}, the calculated output size {out_hw} is too small: the "
+            f"kernel (kernel_size={kernel}, dilation={dilation}) does not fit the input padded by {padding}"
+        )
+    return kernel, stride, padding, dilation
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """The maximum of each window (the input padded with -inf). With return_indices, also the
+    position h * W + w of each maximum in its input plane (int64), as max_unpool2d takes it. Ties go
+    to the first maximum in row-major order; a NaN is the maximum."""
+    x, unbatched = _pool_input(input, "max_pool2d")
+    geometry = _pool_geometry("max_pool2d", x, kernel_size, stride, padding, dilation, ceil_mode)
+    result = P.max_pool2d(x, *geometry, bool(ceil_mode), bool(return_indices))
+    if unbatched:
+        result = tuple(t.squeeze(0) for t in result) if return_indices else result.squeeze(0)
+    return result
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """The mean of each window (the input padded with zeros): the sum divided by divisor_override,
+    else by the window's size clipped to the padded input (count_include_pad) or to the input."""
+    x, unbatched = _pool_input(input, "avg_pool2d")
+    kernel, stride, padding, _ = _pool_geometry("avg_pool2d", x, kernel_size, stride, padding, 1, ceil_mode)
+    if divisor_override is not None:
+        if not _is_int(divisor_override):
+            raise TypeError(f"avg_pool2d: expected divisor_override to be an int or None, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ShapeError("avg_pool2d: divisor must be not zero (divisor_override=0)")
+        divisor_override = int(divisor_override)
+    out = P.avg_pool2d(x, kernel, stride, padding, bool(ceil_mode), bool(count_include_pad), divisor_override)
+    return out.squeeze(0) if unbatched else out
+
+
+def _adaptive_output_size(what, x, output_size):
+    """output_size (an int, or a pair whose None entries keep the input's size) as a checked pair."""
+    items = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(items) != 2:
+        raise ShapeError(f"{what}: output_size must be an int or a pair, got {output_size!r}")
+    items = tuple(x.shape[2 + i] if v is None else v for i, v in enumerate(items))
+    if not all(_is_int(v) for v in items):
+        raise TypeError(f"{what}: expected output_size to hold ints or None, got {output_size!r}")
+    _check_min(items, 0, what, "output_size")
+    return tuple(int(v) for v in items)
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """The mean over output_size windows that tile the input: window o of an axis of size I
+    covers [floor(o * I / O), ceil((o + 1) * I / O))."""
+    x, unbatched = _pool_input(input, "adaptive_avg_pool2d")
+    out = P.adaptive_avg_pool2d(x, _adaptive_output_size("adaptive_avg_pool2d", x, output_size))
+    return out.squeeze(0) if unbatched else out
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """The maximum over adaptive_avg_pool2d's windows, with indices as in max_pool2d."""
+    x, unbatched = _pool_input(input, "adaptive_max_pool2d")
+    out, indices = P.adaptive_max_pool2d(x, _adaptive_output_size("adaptive_max_pool2d", x, output_size))
+    if unbatched:
+        out, indices = out.squeeze(0), indices.squeeze(0)
+    return (out, indices) if return_indices else out
+
+
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """Zeros with each input value placed at its index (h * W + w in its output plane), undoing
+    max_pool2d(..., return_indices=True) but for the non-maxima. Output size: output_size (2
+    entries, or 4 of which the last 2 are used, each strictly within stride of the default), else
+    the default (H - 1) * stride - 2 * padding + kernel_size. An index outside the output plane
+    raises IndexError."""
+    what = "max_unpool2d"
+    x, unbatched = _pool_input(input, what)
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"{what}: expected indices to be a Tensor, got {type(indices).__name__}")
+    if indices.dtype != D.int64:
+        raise DTypeError(f"{what}: elements in indices should be type int64 but got: {indices.dtype.name}")
+    if indices.shape != input.shape:
+        raise ShapeError(
+            f"{what}: expected indices of the input's shape {list(input.shape)}, got {list(indices.shape)}"
+        )
+    if indices.device != input.device:
+        raise DeviceError(f"{what}: indices are on {indices.device} but the input is on {input.device}")
+    kernel = _int_pair(kernel_size, what, "kernel_size")
+    stride = kernel if stride is None else _int_pair(stride, what, "stride")
+    padding = _int_pair(padding, what, "padding")
+    _check_min(kernel, 1, what, "kernel_size")
+    _check_min(stride, 1, what, "stride")
+    _check_min(padding, 0, what, "padding")
+    default = tuple((n - 1) * s - 2 * p + k for n, k, s, p in zip(x.shape[2:], kernel, stride, padding))
+    size = default
+    if output_size is not None:
+        size = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,)
+        size = size[2:] if len(size) == 4 else size
+        if len(size) != 2:
+            raise ShapeError(
+                f"{what}: output_size should be a sequence containing 2 or 4 elements, but got {output_size!r}"
+            )
+        if not all(_is_int(v) for v in size):
+            raise TypeError(f"{what}: expected output_size to hold ints, got {output_size!r}")
+        for d in range(2):
+            lo, hi = default[d] - stride[d], default[d] + stride[d]
+            if not lo < size[d] < hi:
+                raise ShapeError(
+                    f'{what}: invalid output_size "{output_size}" (dim {d} must be between {lo} and {hi})'
+                )
+    if min(size) < 0:
+        raise ShapeError(f"{what}: output_size must contain non-negative spatial dimensions, but got {size}")
+    out = P.max_unpool2d(x, indices.unsqueeze(0) if unbatched else indices, tuple(int(v) for v in size))
+    return out.squeeze(0) if unbatched else out
+
+
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Resample the spatial dims of an (N, C, L) or (N, C, H, W) input to `size`, or to
+    floor(input size * scale_factor) (exactly one of the two; an int or one per spatial dim).
+    mode "nearest": PyTorch's nearest (source floor(dst * scale)); "bilinear" (4-D input only):
+    align_corners=True maps the corner pixels' centres onto each other, False (the default) their
+    edges. A given scale_factor sets the source step (1 / scale_factor) as in PyTorch without
+    recompute_scale_factor."""
+    what = "interpolate"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
+    if mode not in ("nearest", "bilinear"):
+        raise NotImplementedError(f"{what}: mode {mode!r} is not supported; kernelgrad has 'nearest' and 'bilinear'")
+    if align_corners is not None and mode == "nearest":
+        raise ValueError(
+            "align_corners option can only be set with the interpolating modes: linear | bilinear | bicubic | trilinear"
+        )
+    if mode == "bilinear" and input.ndim != 4:
+        raise NotImplementedError(f"{what}: got {input.ndim}-D input, but bilinear mode needs 4-D input (N, C, H, W)")
+    if input.ndim not in (3, 4):
+        raise NotImplementedError(
+            f"{what}: nearest mode takes 3-D (N, C, L) or 4-D (N, C, H, W) input, got shape {list(input.shape)}"
+        )
+    if input.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: expected a float32 or float64 input, got {input.dtype.name}")
+    if size is not None and scale_factor is not None:
+        raise ValueError("only one of size or scale_factor should be defined")
+    if size is None and scale_factor is None:
+        raise ValueError("either size or scale_factor should be defined")
+    dims, in_size = input.ndim - 2, input.shape[2:]
+    given = size if size is not None else scale_factor
+    values = tuple(given) if isinstance(given, (tuple, list)) else (given,) * dims
+    name = "size" if size is not None else "scale_factor"
+    if len(values) != dims:
+        raise ValueError(
+            f"{what}: input and {name} must have the same number of spatial dimensions, but got input with "
+            f"spatial dimensions of {list(in_size)} and {name} {given!r}"
+        )
+    if size is not None:
+        if not all(_is_int(v) for v in values):
+            raise TypeError(f"{what}: expected size to be an int or a tuple of ints, got {size!r}")
+        out_size, scales = tuple(int(v) for v in values), None
+    else:
+        if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in values):
+            raise TypeError(f"{what}: expected scale_factor to be a number or a tuple of numbers, got {scale_factor!r}")
+        scales = tuple(float(v) for v in values)
+        out_size = tuple(int(n * s) for n, s in zip(in_size, scales))
+    if min(in_size) < 1 or min(out_size) < 1:
+        raise ShapeError(
+            f"{what}: input and output sizes should be greater than 0, but got input {in_size} and output {out_size}"
+        )
+    if dims == 1:  # (N, C, L) as (N, C, 1, L)
+        x, out_size = input.unsqueeze(2), (1,) + out_size
+        scales = None if scales is None else (1.0,) + scales
+    else:
+        x = input
+    if mode == "nearest":
+        out = P.upsample_nearest2d(x, out_size, scales)
+    else:
+        out = P.upsample_bilinear2d(x, out_size, bool(align_corners), scales)
+    return out.squeeze(2) if dims == 1 else out
+
+
+def pad(input, pad, mode="constant", value=0.0):
+    """Pad the last len(pad) // 2 dims; pad = (before, after) per dim, the last dim first (negative
+    amounts crop). mode "constant" fills with value, any number of dims; "reflect" mirrors about
+    the edge element (not repeated; each pad must be smaller than its dim) and "replicate" repeats
+    it, for the last dim of a 2-D or 3-D input (len(pad) == 2) or the last two dims of a 3-D or
+    4-D input (len(pad) == 4)."""
+    what = "pad"
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
+    if not isinstance(pad, (tuple, list)) or not all(_is_int(p) for p in pad):
+        raise TypeError(f"{what}: expected pad to be a tuple of ints, got {pad!r}")
+    if len(pad) % 2:
+        raise ShapeError(f"{what}: padding length must be divisible by 2, got {len(pad)}")
+    k = len(pad) // 2  # padded dims
+    if k > input.ndim:
+        raise ShapeError(
+            f"{what}: padding length should be less than or equal to two times the input dimension but got "
+            f"padding length {len(pad)} and input of dimension {input.ndim}"
+        )
+    pad = tuple(int(p) for p in pad)
+    sizes = input.shape[input.ndim - k:]
+    out_sizes = tuple(n + pad[2 * (k - 1 - i)] + pad[2 * (k - 1 - i) + 1] for i, n in enumerate(sizes))
+    if mode == "constant":
+        if min(out_sizes, default=0) < 0:
+            raise ShapeError(f"{what}: pad {pad} of dims of size {sizes} gives negative sizes {out_sizes}")
+        return P.ConstantPad.apply(input, pad, 0 if value is None else value)  # None: PyTorch's default
+    if mode not in ("reflect", "replicate"):
+        raise NotImplementedError(
+            f"{what}: mode {mode!r} is not supported; kernelgrad has 'constant', 'reflect' and 'replicate'"
+        )
+    if value:
+        raise ShapeError(f'{what}: padding mode "{mode}" doesn\'t take in value argument (got value={value!r})')
+    if k not in (1, 2) or input.ndim not in (k + 1, k + 2):
+        raise NotImplementedError(
+            f"{what}: padding size {len(pad)} is not supported for {input.ndim}-D input in mode {mode!r}; "
+            "supported: 2-D or 3-D input with padding size 2 (the last dim), 3-D or 4-D input with size 4 (the last 2)"
+        )
+    if input.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: mode {mode!r} expects a float32 or float64 input, got {input.dtype.name}")
+    batch = input.ndim - k - 1  # 1 if the first dim is a batch dim (which may be empty), else 0
+    if 0 in input.shape[batch:]:
+        raise ShapeError(f"{what}: expected non-zero dims but for an optional batch dim, got shape {list(input.shape)}")
+    if mode == "reflect":
+        for i, n in enumerate(sizes):
+            before, after = pad[2 * (k - 1 - i)], pad[2 * (k - 1 - i) + 1]
+            if before >= n or after >= n:
+                raise ShapeError(
+                    f"{what}: padding size should be less than the corresponding input dimension in reflect mode, "
+                    f"but got padding ({before}, {after}) at dimension {input.ndim - k + i} of input "
+                    f"{list(input.shape)}"
+                )
+    if min(out_sizes) < 0:
+        raise ShapeError(f"{what}: pad {pad} of dims of size {sizes} gives negative sizes {out_sizes}")
+    lead = input.shape[:input.ndim - k]
+    planes = int(np.prod(lead, dtype=np.int64))
+    x = input.reshape(planes, 1, *((1,) * (2 - k) + sizes))  # (planes, 1, H, W), H = 1 for a 1-D pad
+    out = P.pad2d(x, pad + (0, 0) * (2 - k), mode)
+    return out.reshape(*lead, *out_sizes)

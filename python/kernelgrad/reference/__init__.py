@@ -16,3 +16,7 @@ __all__ += ["conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_b
 __all__ += ["softmax", "softmax_backward", "log_softmax", "log_softmax_backward", "cross_entropy",
             "cross_entropy_backward", "nll_loss", "nll_loss_backward"]
 __all__ += ["layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward"]
+from .pool import *  # noqa: F401,F403  (pooling, unpooling, upsampling, padding)
+from .pool import __all__ as _pool_all
+
+__all__ += _pool_all

@@ -13,6 +13,7 @@ from .loss import (
 )
 from .module import Module
 from .normalization import LayerNorm
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d, MaxUnpool2d, Upsample
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .softmax import CrossEntropyLoss, LogSoftmax, NLLLoss, Softmax
 from .sparse import Embedding
@@ -26,3 +27,4 @@ __all__ = [
 __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell", "GRUCell"]
 __all__ += ["Conv2d", "ConvTranspose2d"]
 __all__ += ["Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "LayerNorm", "BatchNorm1d", "BatchNorm2d"]
+__all__ += ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d", "Upsample"]
