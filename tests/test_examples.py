@@ -44,3 +44,11 @@ def test_autoencoder_digits(tmp_path):
     out = load("autoencoder_digits").main(["--epochs", "4", "--quiet", "--out", str(tmp_path)])
     assert went_down(out["losses"])
     assert out["test_mse"] < out["baseline_mse"]
+
+
+@pytest.mark.parametrize("model", ["lenet", "resnet"])
+def test_train_cnn_digits(tmp_path, model):
+    pytest.importorskip("sklearn", reason="the digits data set ships with scikit-learn (test extra)")
+    out = load("train_cnn_digits").main(["--model", model, "--epochs", "2", "--quiet", "--out", str(tmp_path)])
+    assert went_down(out["losses"])
+    assert out["accuracy"] > 0.5
