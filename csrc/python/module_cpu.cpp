@@ -17,6 +17,8 @@
 
 namespace py = pybind11;
 
+void bind_attention(py::module_& m);  // bind_attention.cpp
+
 namespace {
 
 // ----------------------------------------------------------------------------------------------
@@ -148,6 +150,7 @@ PYBIND11_MODULE(_C, m) {
     m.def("cpu_isa", &kg::cpu::gemm_isa, "GEMM micro-kernel in use: 'avx2' or 'generic'.");
     m.def("_set_isa", &set_isa, py::arg("name"),
           "Testing hook: 'generic' forces the portable GEMM micro-kernel, 'auto' picks by CPU.");
+    bind_attention(m);
 
     // KERNELGRAD_ISA=generic (or auto) at import time
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') {

@@ -1,0 +1,354 @@
+// attention.cpp: fused scaled dot-product attention (FlashAttention-2) on the GEMM kernel.
+//
+//   O = softmax(scale * Q K^T + mask) V,   per batch-head b: Q (L x E), K (S x E), V (S x Ev)
+//
+// Forward, per batch-head and query tile Q_i (Br rows), over key tiles K_j, V_j (Bc rows):
+//   S_ij = scale * Q_i K_j^T + mask                    (GEMM; K_j^T is read by strides, not copied)
+//   m_new = max(m, rowmax(S_ij)),   P_ij = exp(S_ij - m_new)
+//   l = exp(m - m_new) l + rowsum(P_ij),   O_i = exp(m - m_new) O_i + dropout(P_ij) V_j   (GEMM)
+// and at the end O_i /= l, LSE_i = m + log(l): one division per row.
+//
+// Backward, with D = rowsum(dO * O) and P_ij = exp(S_ij - LSE_i) recomputed tile by tile:
+//   pass 1, per batch-head and key tile j (dK_j, dV_j belong to one thread), over query tiles i:
+//     dV_j += dropout(P_ij)^T dO_i,   dP_ij = dropout(dO_i V_j^T),   dS_ij = P_ij * (dP_ij - D_i),
+//     dK_j += scale * dS_ij^T Q_i
+//   pass 2, per batch-head and query tile i (dQ_i belongs to one thread), over key tiles j:
+//     the same dS_ij,   dQ_i += scale * dS_ij K_j
+// Two passes rather than one with a shared dQ: no atomics and no per-thread copies of dQ, for two
+// more GEMMs (S_ij and dP_ij again) per tile pair.
+#include "cpu/attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/parallel.h"
+
+namespace kg {
+namespace cpu {
+namespace {
+
+// Query rows per tile (Br) and key rows per tile (Bc): S_ij and dP_ij (Br x Bc) stay in L1/L2.
+constexpr int64_t Br = 64, Bc = 64;
+
+template <typename T>
+constexpr T kInf = std::numeric_limits<T>::infinity();
+
+// ----------------------------------------------------------------------------------------------
+// Dropout: a counter-based generator, so backward regenerates forward's mask from the seed
+
+// The splitmix64 output function (Steele, Lea, Flood 2014): a bijective 64-bit mix.
+inline uint64_t splitmix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+// Z[b, i, j]: 0 where dropout removes probability (b, i, j), 1 / (1 - p) where it keeps it.
+//   counter = (b * L + i) * S + j,   z = splitmix64(seed + (counter + 1) * 0x9E3779B97F4A7C15)
+//   kept  <=>  (z >> 32) >= floor(p * 2^32)
+// (the splitmix64 stream of the seed at position counter; kg.reference computes the same)
+template <typename T>
+class DropoutFactors {
+  public:
+    DropoutFactors(AttentionDropout d, int64_t L, int64_t S)
+        : on_(d.p > 0), seed_(d.seed), threshold_(static_cast<uint64_t>(d.p * 4294967296.0)),
+          kept_(d.p < 1 ? T(1 / (1 - d.p)) : T(0)), L_(L), S_(S) {}
+
+    bool on() const { return on_; }
+
+    // Z[0:n] = Z[b, i, j0 : j0 + n]
+    void row(T* Z, int64_t b, int64_t i, int64_t j0, int64_t n) const {
+        const uint64_t counter = static_cast<uint64_t>((b * L_ + i) * S_ + j0);
+        for (int64_t c = 0; c < n; ++c) {
+            const uint64_t z = splitmix64(seed_ + (counter + c + 1) * 0x9E3779B97F4A7C15ull);
+            Z[c] = (z >> 32) >= threshold_ ? kept_ : T(0);
+        }
+    }
+
+  private:
+    bool on_;
+    uint64_t seed_, threshold_;
+    T kept_;
+    int64_t L_, S_;
+};
+
+// ----------------------------------------------------------------------------------------------
+// Work items on threads, each thread with its own tile scratch
+
+template <typename T>
+struct Scratch {
+    std::vector<T> S_ij = std::vector<T>(Br * Bc);   // (Br, Bc): scores, then P_ij
+    std::vector<T> dP_ij = std::vector<T>(Br * Bc);  // (Br, Bc): dP_ij, then dS_ij (backward)
+    std::vector<T> m = std::vector<T>(Br);           // running row max
+    std::vector<T> l = std::vector<T>(Br);           // running row sum
+    std::vector<T> Z = std::vector<T>(Bc);           // dropout factors of one row
+};
+
+// body(item, scratch) for every item in [0, n), items spread over the threads dynamically
+// (causal tiles differ in cost).
+template <typename T, typename Body>
+void for_each_item(int64_t n, Body body) {
+    const int nt = static_cast<int>(std::clamp<int64_t>(n, 1, get_num_threads()));
+#pragma omp parallel num_threads(nt)
+    {
+        Scratch<T> scratch;
+#pragma omp for schedule(dynamic)
+        for (int64_t item = 0; item < n; ++item) body(item, scratch);
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Tile pieces shared by forward and backward
+
+// S_ij (rows x cols, row stride Bc) = scale * Q_i K_j^T + mask, removed scores = -inf,
+// for Q_i = Q[b][i0 : i0 + rows], K_j = K[b][j0 : j0 + cols].
+template <typename T>
+void scores(T* S_ij, const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const AttentionMask<T>& mask,
+            T scale, int64_t b, int64_t i0, int64_t j0, int64_t rows, int64_t cols, int64_t E) {
+    const T* Q_i = Q.ptr[b] + i0 * Q.rs;  // (rows, E)
+    const T* K_j = K.ptr[b] + j0 * K.rs;  // (cols, E), read as K_j^T (E, cols)
+    gemm_serial(S_ij, Bc, 1, Q_i, Q.rs, Q.cs, K_j, K.cs, K.rs, rows, cols, E, T(0));
+    for (int64_t r = 0; r < rows; ++r) {
+        T* s = S_ij + r * Bc;  // (cols,)
+        for (int64_t c = 0; c < cols; ++c) s[c] *= scale;
+        const ptrdiff_t at = (i0 + r) * mask.rs + j0 * mask.cs;
+        if (mask.add) {
+            const T* a = mask.add[b] + at;  // (cols,) with stride mask.cs
+            for (int64_t c = 0; c < cols; ++c) s[c] += a[c * mask.cs];
+        }
+        if (mask.keep) {
+            const uint8_t* k = mask.keep[b] + at;  // (cols,) with stride mask.cs
+            for (int64_t c = 0; c < cols; ++c) s[c] = k[c * mask.cs] ? s[c] : -kInf<T>;
+        }
+        if (mask.causal)  // key j0 + c is removed when it is after query i0 + r
+            for (int64_t c = std::max<int64_t>(0, i0 + r + 1 - j0); c < cols; ++c) s[c] = -kInf<T>;
+    }
+}
+
+// Keys a query tile [i0, i0 + rows) can see: all S, or with causal only j < i0 + rows.
+template <typename T>
+int64_t keys_seen(const AttentionMask<T>& mask, int64_t i0, int64_t rows, int64_t S) {
+    return mask.causal ? std::min(S, i0 + rows) : S;
+}
+
+// ----------------------------------------------------------------------------------------------
+// Forward: one query tile
+
+// O_i = softmax(S_i) V and LSE_i for the query tile Q_i = Q[b][i0 : i0 + rows].
+template <typename T>
+void forward_tile(T* O, T* LSE, const MatrixBatch<T>& Q, const MatrixBatch<T>& K,
+                  const MatrixBatch<T>& V, const AttentionMask<T>& mask,
+                  const DropoutFactors<T>& dropout, T scale, int64_t b, int64_t i0, int64_t rows,
+                  int64_t L, int64_t S, int64_t E, int64_t Ev, Scratch<T>& scratch) {
+    T* O_i = O + (b * L + i0) * Ev;  // (rows, Ev), accumulated in place
+    T* LSE_i = LSE + b * L + i0;     // (rows,)
+    T *S_ij = scratch.S_ij.data(), *m = scratch.m.data(), *l = scratch.l.data();
+    std::fill(O_i, O_i + rows * Ev, T(0));
+    std::fill(m, m + rows, -kInf<T>);
+    std::fill(l, l + rows, T(0));
+
+    const int64_t S_end = keys_seen(mask, i0, rows, S);
+    for (int64_t j0 = 0; j0 < S_end; j0 += Bc) {
+        const int64_t cols = std::min(Bc, S_end - j0);
+        scores(S_ij, Q, K, mask, scale, b, i0, j0, rows, cols, E);
+
+        // m_new = max(m, rowmax(S_ij)),  P_ij = exp(S_ij - m_new),
+        // l = exp(m - m_new) l + rowsum(P_ij),  O_i = exp(m - m_new) O_i
+        for (int64_t r = 0; r < rows; ++r) {
+            T* s = S_ij + r * Bc;  // (cols,): S_ij row r, then P_ij row r
+            T m_new = m[r];
+            for (int64_t c = 0; c < cols; ++c) m_new = std::max(m_new, s[c]);
+            if (m_new == -kInf<T>) {  // every key so far removed: P = 0, and l, O_i stay 0
+                std::fill(s, s + cols, T(0));
+                continue;
+            }
+            T rowsum = 0;
+            for (int64_t c = 0; c < cols; ++c) rowsum += s[c] = std::exp(s[c] - m_new);
+            const T alpha = std::exp(m[r] - m_new);  // 0 when m = -inf
+            l[r] = alpha * l[r] + rowsum;
+            m[r] = m_new;
+            if (alpha != T(1))
+                for (int64_t c = 0; c < Ev; ++c) O_i[r * Ev + c] *= alpha;
+            if (dropout.on()) {
+                T* Z = scratch.Z.data();
+                dropout.row(Z, b, i0 + r, j0, cols);
+                for (int64_t c = 0; c < cols; ++c) s[c] *= Z[c];
+            }
+        }
+
+        // O_i += P_ij V_j
+        const T* V_j = V.ptr[b] + j0 * V.rs;  // (cols, Ev)
+        gemm_serial(O_i, Ev, 1, S_ij, Bc, 1, V_j, V.rs, V.cs, rows, Ev, cols, T(1));
+    }
+
+    // O_i /= l,  LSE_i = m + log(l);  a fully masked row (l = 0) keeps O = 0 and gets LSE = +inf
+    for (int64_t r = 0; r < rows; ++r) {
+        if (l[r] > 0) {
+            const T inv_l = 1 / l[r];
+            for (int64_t c = 0; c < Ev; ++c) O_i[r * Ev + c] *= inv_l;
+            LSE_i[r] = m[r] + std::log(l[r]);
+        } else {
+            LSE_i[r] = kInf<T>;
+        }
+    }
+}
+
+// ----------------------------------------------------------------------------------------------
+// Backward: the dS_ij of one tile pair, then the two passes
+
+// For the tile pair (Q_i, K_j) with Q_i = Q[b][i0 : i0 + rows], K_j = K[b][j0 : j0 + cols]:
+//   S_ij -> P_ij = exp(S_ij - LSE_i)                        (in scratch.S_ij; LSE = +inf: P = 0)
+//   dP_ij = dO_i V_j^T,   dS_ij = scale * P_ij * (Z * dP_ij - D_i)     (in scratch.dP_ij)
+//   P_ij <- Z * P_ij                                        (the probabilities dropout let through)
+template <typename T>
+void softmax_grad_tile(const MatrixBatch<T>& dO, const T* LSE, const T* D, const MatrixBatch<T>& Q,
+                       const MatrixBatch<T>& K, const MatrixBatch<T>& V,
+                       const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
+                       int64_t b, int64_t i0, int64_t j0, int64_t rows, int64_t cols, int64_t L,
+                       int64_t E, int64_t Ev, Scratch<T>& scratch) {
+    T *P = scratch.S_ij.data(), *dP = scratch.dP_ij.data(), *Z = scratch.Z.data();
+    scores(P, Q, K, mask, scale, b, i0, j0, rows, cols, E);
+    const T* dO_i = dO.ptr[b] + i0 * dO.rs;  // (rows, Ev)
+    const T* V_j = V.ptr[b] + j0 * V.rs;     // (cols, Ev), read as V_j^T (Ev, cols)
+    gemm_serial(dP, Bc, 1, dO_i, dO.rs, dO.cs, V_j, V.cs, V.rs, rows, cols, Ev, T(0));
+
+    for (int64_t r = 0; r < rows; ++r) {
+        T* p = P + r * Bc;    // (cols,)
+        T* dp = dP + r * Bc;  // (cols,)
+        const T lse = LSE[b * L + i0 + r], d = D[b * L + i0 + r];
+        for (int64_t c = 0; c < cols; ++c) p[c] = std::exp(p[c] - lse);
+        if (dropout.on()) {
+            dropout.row(Z, b, i0 + r, j0, cols);
+            for (int64_t c = 0; c < cols; ++c) {
+                dp[c] = scale * p[c] * (Z[c] * dp[c] - d);
+                p[c] *= Z[c];
+            }
+        } else {
+            for (int64_t c = 0; c < cols; ++c) dp[c] = scale * p[c] * (dp[c] - d);
+        }
+    }
+}
+
+// Pass 1: dK_j and dV_j for the key tile K_j = K[b][j0 : j0 + cols], over every query tile.
+template <typename T>
+void backward_kv_tile(T* dK, T* dV, const MatrixBatch<T>& dO, const T* LSE, const T* D,
+                      const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const MatrixBatch<T>& V,
+                      const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
+                      int64_t b, int64_t j0, int64_t cols, int64_t L, int64_t S, int64_t E,
+                      int64_t Ev, Scratch<T>& scratch) {
+    T* dK_j = dK + (b * S + j0) * E;   // (cols, E)
+    T* dV_j = dV + (b * S + j0) * Ev;  // (cols, Ev)
+    std::fill(dK_j, dK_j + cols * E, T(0));
+    std::fill(dV_j, dV_j + cols * Ev, T(0));
+    const T *P = scratch.S_ij.data(), *dS = scratch.dP_ij.data();
+
+    // causal: query tiles wholly before key j0 see none of this tile
+    for (int64_t i0 = mask.causal ? j0 / Br * Br : 0; i0 < L; i0 += Br) {
+        const int64_t rows = std::min(Br, L - i0);
+        softmax_grad_tile(dO, LSE, D, Q, K, V, mask, dropout, scale, b, i0, j0, rows, cols, L, E,
+                          Ev, scratch);
+        const T* dO_i = dO.ptr[b] + i0 * dO.rs;  // (rows, Ev)
+        const T* Q_i = Q.ptr[b] + i0 * Q.rs;     // (rows, E)
+        // dV_j += P_ij^T dO_i,  dK_j += dS_ij^T Q_i   (P_ij^T, dS_ij^T by strides)
+        gemm_serial(dV_j, Ev, 1, P, 1, Bc, dO_i, dO.rs, dO.cs, cols, Ev, rows, T(1));
+        gemm_serial(dK_j, E, 1, dS, 1, Bc, Q_i, Q.rs, Q.cs, cols, E, rows, T(1));
+    }
+}
+
+// Pass 2: dQ_i for the query tile Q_i = Q[b][i0 : i0 + rows], over every key tile it sees.
+template <typename T>
+void backward_q_tile(T* dQ, const MatrixBatch<T>& dO, const T* LSE, const T* D,
+                     const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const MatrixBatch<T>& V,
+                     const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
+                     int64_t b, int64_t i0, int64_t rows, int64_t L, int64_t S, int64_t E,
+                     int64_t Ev, Scratch<T>& scratch) {
+    T* dQ_i = dQ + (b * L + i0) * E;  // (rows, E)
+    std::fill(dQ_i, dQ_i + rows * E, T(0));
+    const T* dS = scratch.dP_ij.data();
+
+    const int64_t S_end = keys_seen(mask, i0, rows, S);
+    for (int64_t j0 = 0; j0 < S_end; j0 += Bc) {
+        const int64_t cols = std::min(Bc, S_end - j0);
+        softmax_grad_tile(dO, LSE, D, Q, K, V, mask, dropout, scale, b, i0, j0, rows, cols, L, E,
+                          Ev, scratch);
+        // dQ_i += dS_ij K_j
+        const T* K_j = K.ptr[b] + j0 * K.rs;  // (cols, E)
+        gemm_serial(dQ_i, E, 1, dS, Bc, 1, K_j, K.rs, K.cs, rows, E, cols, T(1));
+    }
+}
+
+inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------
+// Entry points (declared in attention.h)
+
+template <typename T>
+void attention_forward(T* O, T* LSE, MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
+                       const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
+                       int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
+    const DropoutFactors<T> Z(dropout, L, S);
+    const int64_t nq = tiles(L, Br);
+    // work items: (batch-head b, query tile i)
+    for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
+        const int64_t b = item / nq, i0 = item % nq * Br;
+        forward_tile(O, LSE, Q, K, V, mask, Z, scale, b, i0, std::min(Br, L - i0), L, S, E, Ev,
+                     scratch);
+    });
+}
+
+template <typename T>
+void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, const T* LSE,
+                        MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
+                        const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
+                        int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
+    const DropoutFactors<T> Z(dropout, L, S);
+
+    // D[b, i] = rowsum(dO * O)[b, i]
+    std::vector<T> D(BH * L);  // (BH, L)
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+    for (int64_t row = 0; row < BH * L; ++row) {
+        const T* dO_row = dO.ptr[row / L] + row % L * dO.rs;  // (Ev,) with stride dO.cs
+        const T* O_row = O + row * Ev;                        // (Ev,)
+        T d = 0;
+        for (int64_t c = 0; c < Ev; ++c) d += dO_row[c * dO.cs] * O_row[c];
+        D[row] = d;
+    }
+
+    // pass 1, work items (batch-head b, key tile j): dK_j, dV_j
+    const int64_t nk = tiles(S, Bc);
+    for_each_item<T>(BH * nk, [&](int64_t item, Scratch<T>& scratch) {
+        const int64_t b = item / nk, j0 = item % nk * Bc;
+        backward_kv_tile(dK, dV, dO, LSE, D.data(), Q, K, V, mask, Z, scale, b, j0,
+                         std::min(Bc, S - j0), L, S, E, Ev, scratch);
+    });
+    // pass 2, work items (batch-head b, query tile i): dQ_i
+    const int64_t nq = tiles(L, Br);
+    for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
+        const int64_t b = item / nq, i0 = item % nq * Br;
+        backward_q_tile(dQ, dO, LSE, D.data(), Q, K, V, mask, Z, scale, b, i0,
+                        std::min(Br, L - i0), L, S, E, Ev, scratch);
+    });
+}
+
+// ----------------------------------------------------------------------------------------------
+// float32 and float64
+
+#define KG_ATTENTION_INSTANTIATE(T)                                                              \
+    template void attention_forward<T>(T*, T*, MatrixBatch<T>, MatrixBatch<T>, MatrixBatch<T>,  \
+                                       const AttentionMask<T>&, AttentionDropout, T, int64_t,    \
+                                       int64_t, int64_t, int64_t, int64_t);                      \
+    template void attention_backward<T>(T*, T*, T*, MatrixBatch<T>, const T*, const T*,          \
+                                        MatrixBatch<T>, MatrixBatch<T>, MatrixBatch<T>,          \
+                                        const AttentionMask<T>&, AttentionDropout, T, int64_t,   \
+                                        int64_t, int64_t, int64_t, int64_t);
+KG_ATTENTION_INSTANTIATE(float)
+KG_ATTENTION_INSTANTIATE(double)
+#undef KG_ATTENTION_INSTANTIATE
+
+}  // namespace cpu
+}  // namespace kg
