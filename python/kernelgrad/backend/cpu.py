@@ -23,6 +23,7 @@ __all__ = [
     "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
     # kernels
     "matmul",
+    "attention_forward", "attention_backward",
     # random
     "uniform", "normal", "integers", "permutation",
 ]
@@ -204,3 +205,26 @@ def integers(gen, low, high, shape):
 
 def permutation(gen, n):
     return gen.permutation(n).astype(np.int64)
+
+
+# --- attention (the fused kernel: csrc/cpu/attention.cpp)
+def _attention_views(q, k, v, attn_mask):
+    """q, k, v broadcast to one batch shape, and attn_mask to (*batch, L, S): views, no copies."""
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (np.broadcast_to(x, batch + x.shape[-2:]) for x in (q, k, v))
+    if attn_mask is not None:
+        attn_mask = np.broadcast_to(attn_mask, batch + (q.shape[-2], k.shape[-2]))
+    return q, k, v, attn_mask
+
+
+def attention_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
+    """(out (*batch, L, Ev), lse (*batch, L)) of softmax(scale * q k^T + mask) v, with dropout
+    p = dropout_p from `seed`; q (..., L, E), k (..., S, E), v (..., S, Ev) batch dims broadcast."""
+    q, k, v, attn_mask = _attention_views(q, k, v, attn_mask)
+    return _C.attention_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed)
+
+
+def attention_backward(grad_out, q, k, v, out, lse, attn_mask, is_causal, scale, dropout_p, seed):
+    """(dq, dk, dv), each of the broadcast batch shape, for attention_forward's out and lse."""
+    q, k, v, attn_mask = _attention_views(q, k, v, attn_mask)
+    return _C.attention_backward(grad_out, q, k, v, out, lse, attn_mask, is_causal, scale, dropout_p, seed)
