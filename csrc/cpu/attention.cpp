@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -76,6 +77,58 @@ class DropoutFactors {
 };
 
 // ----------------------------------------------------------------------------------------------
+// Row kernels of the softmax: AVX2 for float32 when the GEMM runs its AVX2 micro-kernel
+
+// max(m0, max(x[0:n]))
+template <typename T>
+T row_max_generic(const T* x, int64_t n, T m0) {
+    for (int64_t c = 0; c < n; ++c) m0 = std::max(m0, x[c]);
+    return m0;
+}
+
+// x[c] = exp(x[c] - shift) for c in [0, n); returns the sum of the new x
+template <typename T>
+T exp_sum_generic(T* x, int64_t n, T shift) {
+    T sum = 0;
+    for (int64_t c = 0; c < n; ++c) sum += x[c] = std::exp(x[c] - shift);
+    return sum;
+}
+
+template <typename T>
+struct RowKernels {
+    T (*max)(const T* x, int64_t n, T m0) = &row_max_generic<T>;
+    T (*exp_sum)(T* x, int64_t n, T shift) = &exp_sum_generic<T>;
+};
+
+template <typename T>
+RowKernels<T> row_kernels() {  // float64: the generic loops (std::exp)
+    return {};
+}
+template <>
+RowKernels<float> row_kernels<float>() {
+#ifdef KG_GEMM_AVX2
+    if (std::strcmp(gemm_isa(), "avx2") == 0) return {&attention_row_max_avx2, &attention_exp_sum_avx2};
+#endif
+    return {};
+}
+
+// ----------------------------------------------------------------------------------------------
+// One call: what every tile reads
+
+template <typename T>
+struct Problem {
+    MatrixBatch<T> Q, K, V;          // [BH] -> (L, E), (S, E), (S, Ev)
+    const AttentionMask<T>& mask;
+    DropoutFactors<T> dropout;
+    T scale;
+    int64_t L, S, E, Ev;
+    RowKernels<T> row = row_kernels<T>();
+
+    // keys a query tile [i0, i0 + rows) sees: all S, or with causal only j < i0 + rows
+    int64_t keys_seen(int64_t i0, int64_t rows) const { return mask.causal ? std::min(S, i0 + rows) : S; }
+};
+
+// ----------------------------------------------------------------------------------------------
 // Work items on threads, each thread with its own tile scratch
 
 template <typename T>
@@ -101,19 +154,19 @@ void for_each_item(int64_t n, Body body) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Tile pieces shared by forward and backward
+// Scores of one tile pair, shared by forward and backward
 
 // S_ij (rows x cols, row stride Bc) = scale * Q_i K_j^T + mask, removed scores = -inf,
 // for Q_i = Q[b][i0 : i0 + rows], K_j = K[b][j0 : j0 + cols].
 template <typename T>
-void scores(T* S_ij, const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const AttentionMask<T>& mask,
-            T scale, int64_t b, int64_t i0, int64_t j0, int64_t rows, int64_t cols, int64_t E) {
-    const T* Q_i = Q.ptr[b] + i0 * Q.rs;  // (rows, E)
-    const T* K_j = K.ptr[b] + j0 * K.rs;  // (cols, E), read as K_j^T (E, cols)
-    gemm_serial(S_ij, Bc, 1, Q_i, Q.rs, Q.cs, K_j, K.cs, K.rs, rows, cols, E, T(0));
+void scores(T* S_ij, const Problem<T>& pr, int64_t b, int64_t i0, int64_t j0, int64_t rows, int64_t cols) {
+    const AttentionMask<T>& mask = pr.mask;
+    const T* Q_i = pr.Q.ptr[b] + i0 * pr.Q.rs;  // (rows, E)
+    const T* K_j = pr.K.ptr[b] + j0 * pr.K.rs;  // (cols, E), read as K_j^T (E, cols)
+    gemm_serial(S_ij, Bc, 1, Q_i, pr.Q.rs, pr.Q.cs, K_j, pr.K.cs, pr.K.rs, rows, cols, pr.E, T(0));
     for (int64_t r = 0; r < rows; ++r) {
         T* s = S_ij + r * Bc;  // (cols,)
-        for (int64_t c = 0; c < cols; ++c) s[c] *= scale;
+        for (int64_t c = 0; c < cols; ++c) s[c] *= pr.scale;
         const ptrdiff_t at = (i0 + r) * mask.rs + j0 * mask.cs;
         if (mask.add) {
             const T* a = mask.add[b] + at;  // (cols,) with stride mask.cs
@@ -128,60 +181,52 @@ void scores(T* S_ij, const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const Att
     }
 }
 
-// Keys a query tile [i0, i0 + rows) can see: all S, or with causal only j < i0 + rows.
-template <typename T>
-int64_t keys_seen(const AttentionMask<T>& mask, int64_t i0, int64_t rows, int64_t S) {
-    return mask.causal ? std::min(S, i0 + rows) : S;
-}
-
 // ----------------------------------------------------------------------------------------------
 // Forward: one query tile
 
 // O_i = softmax(S_i) V and LSE_i for the query tile Q_i = Q[b][i0 : i0 + rows].
+//   O: (BH, L, Ev), LSE: (BH, L)
 template <typename T>
-void forward_tile(T* O, T* LSE, const MatrixBatch<T>& Q, const MatrixBatch<T>& K,
-                  const MatrixBatch<T>& V, const AttentionMask<T>& mask,
-                  const DropoutFactors<T>& dropout, T scale, int64_t b, int64_t i0, int64_t rows,
-                  int64_t L, int64_t S, int64_t E, int64_t Ev, Scratch<T>& scratch) {
-    T* O_i = O + (b * L + i0) * Ev;  // (rows, Ev), accumulated in place
-    T* LSE_i = LSE + b * L + i0;     // (rows,)
+void forward_tile(T* O, T* LSE, const Problem<T>& pr, int64_t b, int64_t i0, int64_t rows,
+                  Scratch<T>& scratch) {
+    const int64_t Ev = pr.Ev;
+    T* O_i = O + (b * pr.L + i0) * Ev;  // (rows, Ev), accumulated in place
+    T* LSE_i = LSE + b * pr.L + i0;     // (rows,)
     T *S_ij = scratch.S_ij.data(), *m = scratch.m.data(), *l = scratch.l.data();
     std::fill(O_i, O_i + rows * Ev, T(0));
     std::fill(m, m + rows, -kInf<T>);
     std::fill(l, l + rows, T(0));
 
-    const int64_t S_end = keys_seen(mask, i0, rows, S);
+    const int64_t S_end = pr.keys_seen(i0, rows);
     for (int64_t j0 = 0; j0 < S_end; j0 += Bc) {
         const int64_t cols = std::min(Bc, S_end - j0);
-        scores(S_ij, Q, K, mask, scale, b, i0, j0, rows, cols, E);
+        scores(S_ij, pr, b, i0, j0, rows, cols);
 
         // m_new = max(m, rowmax(S_ij)),  P_ij = exp(S_ij - m_new),
         // l = exp(m - m_new) l + rowsum(P_ij),  O_i = exp(m - m_new) O_i
         for (int64_t r = 0; r < rows; ++r) {
             T* s = S_ij + r * Bc;  // (cols,): S_ij row r, then P_ij row r
-            T m_new = m[r];
-            for (int64_t c = 0; c < cols; ++c) m_new = std::max(m_new, s[c]);
+            const T m_new = pr.row.max(s, cols, m[r]);
             if (m_new == -kInf<T>) {  // every key so far removed: P = 0, and l, O_i stay 0
                 std::fill(s, s + cols, T(0));
                 continue;
             }
-            T rowsum = 0;
-            for (int64_t c = 0; c < cols; ++c) rowsum += s[c] = std::exp(s[c] - m_new);
+            const T rowsum = pr.row.exp_sum(s, cols, m_new);
             const T alpha = std::exp(m[r] - m_new);  // 0 when m = -inf
             l[r] = alpha * l[r] + rowsum;
             m[r] = m_new;
             if (alpha != T(1))
                 for (int64_t c = 0; c < Ev; ++c) O_i[r * Ev + c] *= alpha;
-            if (dropout.on()) {
+            if (pr.dropout.on()) {
                 T* Z = scratch.Z.data();
-                dropout.row(Z, b, i0 + r, j0, cols);
+                pr.dropout.row(Z, b, i0 + r, j0, cols);
                 for (int64_t c = 0; c < cols; ++c) s[c] *= Z[c];
             }
         }
 
         // O_i += P_ij V_j
-        const T* V_j = V.ptr[b] + j0 * V.rs;  // (cols, Ev)
-        gemm_serial(O_i, Ev, 1, S_ij, Bc, 1, V_j, V.rs, V.cs, rows, Ev, cols, T(1));
+        const T* V_j = pr.V.ptr[b] + j0 * pr.V.rs;  // (cols, Ev)
+        gemm_serial(O_i, Ev, 1, S_ij, Bc, 1, V_j, pr.V.rs, pr.V.cs, rows, Ev, cols, T(1));
     }
 
     // O_i /= l,  LSE_i = m + log(l);  a fully masked row (l = 0) keeps O = 0 and gets LSE = +inf
@@ -199,29 +244,36 @@ void forward_tile(T* O, T* LSE, const MatrixBatch<T>& Q, const MatrixBatch<T>& K
 // ----------------------------------------------------------------------------------------------
 // Backward: the dS_ij of one tile pair, then the two passes
 
+// What backward reads besides the Problem.
+template <typename T>
+struct Gradients {
+    MatrixBatch<T> dO;  // [BH] -> (L, Ev)
+    const T* LSE;       // (BH, L)
+    const T* D;         // (BH, L): rowsum(dO * O)
+};
+
 // For the tile pair (Q_i, K_j) with Q_i = Q[b][i0 : i0 + rows], K_j = K[b][j0 : j0 + cols]:
 //   S_ij -> P_ij = exp(S_ij - LSE_i)                        (in scratch.S_ij; LSE = +inf: P = 0)
 //   dP_ij = dO_i V_j^T,   dS_ij = scale * P_ij * (Z * dP_ij - D_i)     (in scratch.dP_ij)
 //   P_ij <- Z * P_ij                                        (the probabilities dropout let through)
 template <typename T>
-void softmax_grad_tile(const MatrixBatch<T>& dO, const T* LSE, const T* D, const MatrixBatch<T>& Q,
-                       const MatrixBatch<T>& K, const MatrixBatch<T>& V,
-                       const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
-                       int64_t b, int64_t i0, int64_t j0, int64_t rows, int64_t cols, int64_t L,
-                       int64_t E, int64_t Ev, Scratch<T>& scratch) {
+void softmax_grad_tile(const Problem<T>& pr, const Gradients<T>& gr, int64_t b, int64_t i0, int64_t j0,
+                       int64_t rows, int64_t cols, Scratch<T>& scratch) {
     T *P = scratch.S_ij.data(), *dP = scratch.dP_ij.data(), *Z = scratch.Z.data();
-    scores(P, Q, K, mask, scale, b, i0, j0, rows, cols, E);
-    const T* dO_i = dO.ptr[b] + i0 * dO.rs;  // (rows, Ev)
-    const T* V_j = V.ptr[b] + j0 * V.rs;     // (cols, Ev), read as V_j^T (Ev, cols)
-    gemm_serial(dP, Bc, 1, dO_i, dO.rs, dO.cs, V_j, V.cs, V.rs, rows, cols, Ev, T(0));
+    scores(P, pr, b, i0, j0, rows, cols);
+    const T* dO_i = gr.dO.ptr[b] + i0 * gr.dO.rs;  // (rows, Ev)
+    const T* V_j = pr.V.ptr[b] + j0 * pr.V.rs;     // (cols, Ev), read as V_j^T (Ev, cols)
+    gemm_serial(dP, Bc, 1, dO_i, gr.dO.rs, gr.dO.cs, V_j, pr.V.cs, pr.V.rs, rows, cols, pr.Ev, T(0));
 
+    const T scale = pr.scale;
     for (int64_t r = 0; r < rows; ++r) {
         T* p = P + r * Bc;    // (cols,)
         T* dp = dP + r * Bc;  // (cols,)
-        const T lse = LSE[b * L + i0 + r], d = D[b * L + i0 + r];
-        for (int64_t c = 0; c < cols; ++c) p[c] = std::exp(p[c] - lse);
-        if (dropout.on()) {
-            dropout.row(Z, b, i0 + r, j0, cols);
+        const int64_t row = b * pr.L + i0 + r;
+        const T d = gr.D[row];
+        pr.row.exp_sum(p, cols, gr.LSE[row]);
+        if (pr.dropout.on()) {
+            pr.dropout.row(Z, b, i0 + r, j0, cols);
             for (int64_t c = 0; c < cols; ++c) {
                 dp[c] = scale * p[c] * (Z[c] * dp[c] - d);
                 p[c] *= Z[c];
@@ -233,50 +285,46 @@ void softmax_grad_tile(const MatrixBatch<T>& dO, const T* LSE, const T* D, const
 }
 
 // Pass 1: dK_j and dV_j for the key tile K_j = K[b][j0 : j0 + cols], over every query tile.
+//   dK: (BH, S, E), dV: (BH, S, Ev)
 template <typename T>
-void backward_kv_tile(T* dK, T* dV, const MatrixBatch<T>& dO, const T* LSE, const T* D,
-                      const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const MatrixBatch<T>& V,
-                      const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
-                      int64_t b, int64_t j0, int64_t cols, int64_t L, int64_t S, int64_t E,
-                      int64_t Ev, Scratch<T>& scratch) {
-    T* dK_j = dK + (b * S + j0) * E;   // (cols, E)
-    T* dV_j = dV + (b * S + j0) * Ev;  // (cols, Ev)
+void backward_kv_tile(T* dK, T* dV, const Problem<T>& pr, const Gradients<T>& gr, int64_t b, int64_t j0,
+                      int64_t cols, Scratch<T>& scratch) {
+    const int64_t E = pr.E, Ev = pr.Ev;
+    T* dK_j = dK + (b * pr.S + j0) * E;   // (cols, E)
+    T* dV_j = dV + (b * pr.S + j0) * Ev;  // (cols, Ev)
     std::fill(dK_j, dK_j + cols * E, T(0));
     std::fill(dV_j, dV_j + cols * Ev, T(0));
     const T *P = scratch.S_ij.data(), *dS = scratch.dP_ij.data();
 
     // causal: query tiles wholly before key j0 see none of this tile
-    for (int64_t i0 = mask.causal ? j0 / Br * Br : 0; i0 < L; i0 += Br) {
-        const int64_t rows = std::min(Br, L - i0);
-        softmax_grad_tile(dO, LSE, D, Q, K, V, mask, dropout, scale, b, i0, j0, rows, cols, L, E,
-                          Ev, scratch);
-        const T* dO_i = dO.ptr[b] + i0 * dO.rs;  // (rows, Ev)
-        const T* Q_i = Q.ptr[b] + i0 * Q.rs;     // (rows, E)
+    for (int64_t i0 = pr.mask.causal ? j0 / Br * Br : 0; i0 < pr.L; i0 += Br) {
+        const int64_t rows = std::min(Br, pr.L - i0);
+        softmax_grad_tile(pr, gr, b, i0, j0, rows, cols, scratch);
+        const T* dO_i = gr.dO.ptr[b] + i0 * gr.dO.rs;  // (rows, Ev)
+        const T* Q_i = pr.Q.ptr[b] + i0 * pr.Q.rs;     // (rows, E)
         // dV_j += P_ij^T dO_i,  dK_j += dS_ij^T Q_i   (P_ij^T, dS_ij^T by strides)
-        gemm_serial(dV_j, Ev, 1, P, 1, Bc, dO_i, dO.rs, dO.cs, cols, Ev, rows, T(1));
-        gemm_serial(dK_j, E, 1, dS, 1, Bc, Q_i, Q.rs, Q.cs, cols, E, rows, T(1));
+        gemm_serial(dV_j, Ev, 1, P, 1, Bc, dO_i, gr.dO.rs, gr.dO.cs, cols, Ev, rows, T(1));
+        gemm_serial(dK_j, E, 1, dS, 1, Bc, Q_i, pr.Q.rs, pr.Q.cs, cols, E, rows, T(1));
     }
 }
 
 // Pass 2: dQ_i for the query tile Q_i = Q[b][i0 : i0 + rows], over every key tile it sees.
+//   dQ: (BH, L, E)
 template <typename T>
-void backward_q_tile(T* dQ, const MatrixBatch<T>& dO, const T* LSE, const T* D,
-                     const MatrixBatch<T>& Q, const MatrixBatch<T>& K, const MatrixBatch<T>& V,
-                     const AttentionMask<T>& mask, const DropoutFactors<T>& dropout, T scale,
-                     int64_t b, int64_t i0, int64_t rows, int64_t L, int64_t S, int64_t E,
-                     int64_t Ev, Scratch<T>& scratch) {
-    T* dQ_i = dQ + (b * L + i0) * E;  // (rows, E)
+void backward_q_tile(T* dQ, const Problem<T>& pr, const Gradients<T>& gr, int64_t b, int64_t i0,
+                     int64_t rows, Scratch<T>& scratch) {
+    const int64_t E = pr.E;
+    T* dQ_i = dQ + (b * pr.L + i0) * E;  // (rows, E)
     std::fill(dQ_i, dQ_i + rows * E, T(0));
     const T* dS = scratch.dP_ij.data();
 
-    const int64_t S_end = keys_seen(mask, i0, rows, S);
+    const int64_t S_end = pr.keys_seen(i0, rows);
     for (int64_t j0 = 0; j0 < S_end; j0 += Bc) {
         const int64_t cols = std::min(Bc, S_end - j0);
-        softmax_grad_tile(dO, LSE, D, Q, K, V, mask, dropout, scale, b, i0, j0, rows, cols, L, E,
-                          Ev, scratch);
+        softmax_grad_tile(pr, gr, b, i0, j0, rows, cols, scratch);
         // dQ_i += dS_ij K_j
-        const T* K_j = K.ptr[b] + j0 * K.rs;  // (cols, E)
-        gemm_serial(dQ_i, E, 1, dS, Bc, 1, K_j, K.rs, K.cs, rows, E, cols, T(1));
+        const T* K_j = pr.K.ptr[b] + j0 * pr.K.rs;  // (cols, E)
+        gemm_serial(dQ_i, E, 1, dS, Bc, 1, K_j, pr.K.rs, pr.K.cs, rows, E, cols, T(1));
     }
 }
 
@@ -291,13 +339,12 @@ template <typename T>
 void attention_forward(T* O, T* LSE, MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
                        const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
                        int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
-    const DropoutFactors<T> Z(dropout, L, S);
+    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev};
     const int64_t nq = tiles(L, Br);
     // work items: (batch-head b, query tile i)
     for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
         const int64_t b = item / nq, i0 = item % nq * Br;
-        forward_tile(O, LSE, Q, K, V, mask, Z, scale, b, i0, std::min(Br, L - i0), L, S, E, Ev,
-                     scratch);
+        forward_tile(O, LSE, pr, b, i0, std::min(Br, L - i0), scratch);
     });
 }
 
@@ -306,7 +353,7 @@ void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, cons
                         MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
                         const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
                         int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
-    const DropoutFactors<T> Z(dropout, L, S);
+    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev};
 
     // D[b, i] = rowsum(dO * O)[b, i]
     std::vector<T> D(BH * L);  // (BH, L)
@@ -318,20 +365,19 @@ void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, cons
         for (int64_t c = 0; c < Ev; ++c) d += dO_row[c * dO.cs] * O_row[c];
         D[row] = d;
     }
+    const Gradients<T> gr{dO, LSE, D.data()};
 
     // pass 1, work items (batch-head b, key tile j): dK_j, dV_j
     const int64_t nk = tiles(S, Bc);
     for_each_item<T>(BH * nk, [&](int64_t item, Scratch<T>& scratch) {
         const int64_t b = item / nk, j0 = item % nk * Bc;
-        backward_kv_tile(dK, dV, dO, LSE, D.data(), Q, K, V, mask, Z, scale, b, j0,
-                         std::min(Bc, S - j0), L, S, E, Ev, scratch);
+        backward_kv_tile(dK, dV, pr, gr, b, j0, std::min(Bc, S - j0), scratch);
     });
     // pass 2, work items (batch-head b, query tile i): dQ_i
     const int64_t nq = tiles(L, Br);
     for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
         const int64_t b = item / nq, i0 = item % nq * Br;
-        backward_q_tile(dQ, dO, LSE, D.data(), Q, K, V, mask, Z, scale, b, i0,
-                        std::min(Br, L - i0), L, S, E, Ev, scratch);
+        backward_q_tile(dQ, pr, gr, b, i0, std::min(Br, L - i0), scratch);
     });
 }
 
