@@ -69,7 +69,7 @@ def test_value_dim_differs_and_large_head_dims(E, Ev, rng):
 
 def test_batch_1_and_no_batch_dims(rng):
     check_vs_reference(*qkv(rng, (1,), 5, 7, 16))
-    check_vs_reference(*qkv(rng, (), 65, 64, 32))  # plain (L, E) matrices, tiles + 1 row
+    check_vs_reference(*qkv(rng, (), 129, 128, 32))  # plain (L, E) matrices; tile (128) + 1 row
 
 
 def test_custom_scale(rng):
@@ -125,6 +125,14 @@ def test_masks_vs_reference(kind, shape, rng):
     check_vs_reference(q, k, v, attn_mask=mask)
 
 
+@pytest.mark.parametrize("kind, shape", [("bool", (2, 1, 150, 260)), ("float", (150, 260))], ids=str)
+def test_masks_across_tiles(kind, shape, rng):
+    """Masks read at tile offsets i0, j0 > 0 (tiles are 128 x 128)."""
+    q, k, v = qkv(rng, (2, 2), 150, 260, 16)
+    mask = rng.random(shape) < 0.5 if kind == "bool" else rng.standard_normal(shape).astype(np.float32)
+    check_vs_reference(q, k, v, attn_mask=mask)
+
+
 def test_broadcast_mask_is_not_materialised(rng):
     """A (L, S) mask reaches the kernel as a stride-0 view over (B, H)."""
     q, k, v = qkv(rng, (2, 3), 4, 6, 8)
@@ -134,7 +142,7 @@ def test_broadcast_mask_is_not_materialised(rng):
     np.testing.assert_allclose(out, R.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=0.5), **TOL32)
 
 
-@pytest.mark.parametrize("L, S", [(37, 50), (50, 37), (1, 9), (130, 70), (64, 64)], ids=str)
+@pytest.mark.parametrize("L, S", [(37, 50), (50, 37), (1, 9), (130, 70), (70, 300), (256, 256)], ids=str)
 def test_causal_vs_reference(L, S, rng):
     check_vs_reference(*qkv(rng, (2, 2), L, S, 32), is_causal=True)
 
@@ -163,16 +171,16 @@ def test_masks_gradcheck(rng):
 
 @pytest.mark.parametrize("kind", ["bool", "float -inf"])
 def test_fully_masked_rows_give_zeros_and_zero_grads(kind, rng):
-    q, k, v = qkv(rng, (2,), 70, 80, 16)
-    keep = rng.random((2, 70, 80)) < 0.5
-    keep[0, 3] = keep[1, 65] = False  # rows in the first and the second query tile
+    q, k, v = qkv(rng, (2,), 140, 150, 16)
+    keep = rng.random((2, 140, 150)) < 0.5
+    keep[0, 3] = keep[1, 135] = False  # rows in the first and the second query tile (128 rows)
     mask = keep if kind == "bool" else np.where(keep, 0.0, -np.inf).astype(np.float32)
     out, (gq, gk, gv) = check_vs_reference(q, k, v, attn_mask=mask)
     assert np.all(np.isfinite(out)) and np.all(np.isfinite(gq)) and np.all(np.isfinite(gk))
     np.testing.assert_array_equal(out[0, 3], 0)
-    np.testing.assert_array_equal(out[1, 65], 0)
+    np.testing.assert_array_equal(out[1, 135], 0)
     np.testing.assert_array_equal(gq[0, 3], 0)
-    np.testing.assert_array_equal(gq[1, 65], 0)
+    np.testing.assert_array_equal(gq[1, 135], 0)
 
 
 def test_fully_masked_rows_gradcheck(rng):
@@ -194,7 +202,7 @@ def test_no_keys_at_all(rng):
 
 def test_dropout_mask_matches_reference_exactly(rng):
     """The kernel's counter-based mask is the reference's: same seed, same kept weights."""
-    q, k, v = qkv(rng, (2, 3), 37, 50, 16, dtype=np.float64)
+    q, k, v = qkv(rng, (2, 3), 150, 260, 16, dtype=np.float64)  # several tiles
     seed, p = 2**63 + 12345, 0.3
     out, lse = backend.attention_forward(q, k, v, None, False, 0.25, p, seed)
     np.testing.assert_allclose(out, R.scaled_dot_product_attention(q, k, v, dropout_p=p, scale=0.25, seed=seed),
