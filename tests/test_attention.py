@@ -271,6 +271,20 @@ def test_thread_count_and_isa_do_not_change_results(rng):
         kg.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("is_causal", [False, True])
+def test_backward_splits_the_key_tiles_of_few_heads(threads, is_causal, rng):
+    """With fewer heads than threads can share, a head's key tiles are split into chunks, each with
+    its own partial dQ (summed at the end): the gradients must not depend on the thread count."""
+    saved = kg.get_num_threads()
+    try:
+        kg.set_num_threads(threads)
+        check_vs_reference(*qkv(rng, (1,), 300, 600, 16), is_causal=is_causal)   # 1 head, 5 key tiles
+        check_vs_reference(*qkv(rng, (3,), 140, 260, 16), is_causal=is_causal)   # 3 heads, 3 key tiles
+    finally:
+        kg.set_num_threads(saved)
+
+
 # --- bad input ------------------------------------------------------------------------------------
 
 def z(*shape, dtype=kg.float32):

@@ -8,14 +8,13 @@
 //   l = exp(m - m_new) l + rowsum(P_ij),   O_i = exp(m - m_new) O_i + dropout(P_ij) V_j   (GEMM)
 // and at the end O_i /= l, LSE_i = m + log(l): one division per row.
 //
-// Backward, with D = rowsum(dO * O) and P_ij = exp(S_ij - LSE_i) recomputed tile by tile:
-//   pass 1, per batch-head and key tile j (dK_j, dV_j belong to one thread), over query tiles i:
-//     dV_j += dropout(P_ij)^T dO_i,   dP_ij = dropout(dO_i V_j^T),   dS_ij = P_ij * (dP_ij - D_i),
-//     dK_j += scale * dS_ij^T Q_i
-//   pass 2, per batch-head and query tile i (dQ_i belongs to one thread), over key tiles j:
-//     the same dS_ij,   dQ_i += scale * dS_ij K_j
-// Two passes rather than one with a shared dQ: no atomics and no per-thread copies of dQ, for two
-// more GEMMs (S_ij and dP_ij again) per tile pair.
+// Backward, with D = rowsum(dO * O) and P_ij = exp(S_ij - LSE_i) recomputed tile by tile, per
+// batch-head and key tile K_j, V_j (dK_j, dV_j belong to one thread), over query tiles Q_i:
+//   dV_j += dropout(P_ij)^T dO_i,   dP_ij = dropout(dO_i V_j^T),   dS_ij = P_ij * (dP_ij - D_i),
+//   dK_j += scale * dS_ij^T Q_i,    dQ_i += scale * dS_ij K_j
+// dQ_i gets a term from every key tile: a work item is a head's whole run of key tiles, or, when
+// there are fewer heads than threads can share, a chunk of it with its own dQ buffer (O(L) per
+// extra chunk), summed at the end. No atomics, and the five GEMMs of the paper per tile pair.
 #include "cpu/attention.h"
 
 #include <algorithm>
@@ -244,7 +243,7 @@ void forward_tile(T* O, T* LSE, const Problem<T>& pr, int64_t b, int64_t i0, int
 }
 
 // ----------------------------------------------------------------------------------------------
-// Backward: the dS_ij of one tile pair, then the two passes
+// Backward: the dS_ij of one tile pair, then a key tile over every query tile
 
 // What backward reads besides the Problem.
 template <typename T>
@@ -286,14 +285,16 @@ void softmax_grad_tile(const Problem<T>& pr, const Gradients<T>& gr, int64_t b, 
     }
 }
 
-// Pass 1: dK_j and dV_j for the key tile K_j = K[b][j0 : j0 + cols], over every query tile.
-//   dK: (BH, S, E), dV: (BH, S, Ev)
+// dK_j, dV_j of the key tile K_j = K[b][j0 : j0 + cols] over every query tile, and its terms of
+// dQ_b (head b's dQ, or a partial one).
+//   dQ_b: (L, E), dK: (BH, S, E), dV: (BH, S, Ev)
 template <typename T>
-void backward_kv_tile(T* dK, T* dV, const Problem<T>& pr, const Gradients<T>& gr, int64_t b, int64_t j0,
-                      int64_t cols, Scratch<T>& scratch) {
+void backward_key_tile(T* dQ_b, T* dK, T* dV, const Problem<T>& pr, const Gradients<T>& gr, int64_t b,
+                       int64_t j0, int64_t cols, Scratch<T>& scratch) {
     const int64_t E = pr.E, Ev = pr.Ev;
     T* dK_j = dK + (b * pr.S + j0) * E;   // (cols, E)
     T* dV_j = dV + (b * pr.S + j0) * Ev;  // (cols, Ev)
+    const T* K_j = pr.K.ptr[b] + j0 * pr.K.rs;  // (cols, E)
     std::fill(dK_j, dK_j + cols * E, T(0));
     std::fill(dV_j, dV_j + cols * Ev, T(0));
     const T *P = scratch.S_ij.data(), *dS = scratch.dP_ij.data();
@@ -304,31 +305,15 @@ void backward_kv_tile(T* dK, T* dV, const Problem<T>& pr, const Gradients<T>& gr
         softmax_grad_tile(pr, gr, b, i0, j0, rows, cols, scratch);
         const T* dO_i = gr.dO.ptr[b] + i0 * gr.dO.rs;  // (rows, Ev)
         const T* Q_i = pr.Q.ptr[b] + i0 * pr.Q.rs;     // (rows, E)
-        // dV_j += P_ij^T dO_i,  dK_j += dS_ij^T Q_i   (P_ij^T, dS_ij^T by strides)
+        // dV_j += P_ij^T dO_i,  dK_j += dS_ij^T Q_i   (P_ij^T, dS_ij^T by strides),  dQ_i += dS_ij K_j
         gemm_serial(dV_j, Ev, 1, P, 1, Bc, dO_i, gr.dO.rs, gr.dO.cs, cols, Ev, rows, T(1));
         gemm_serial(dK_j, E, 1, dS, 1, Bc, Q_i, pr.Q.rs, pr.Q.cs, cols, E, rows, T(1));
+        gemm_serial(dQ_b + i0 * E, E, 1, dS, Bc, 1, K_j, pr.K.rs, pr.K.cs, rows, E, cols, T(1));
     }
 }
 
-// Pass 2: dQ_i for the query tile Q_i = Q[b][i0 : i0 + rows], over every key tile it sees.
-//   dQ: (BH, L, E)
-template <typename T>
-void backward_q_tile(T* dQ, const Problem<T>& pr, const Gradients<T>& gr, int64_t b, int64_t i0,
-                     int64_t rows, Scratch<T>& scratch) {
-    const int64_t E = pr.E;
-    T* dQ_i = dQ + (b * pr.L + i0) * E;  // (rows, E)
-    std::fill(dQ_i, dQ_i + rows * E, T(0));
-    const T* dS = scratch.dP_ij.data();
-
-    const int64_t S_end = pr.keys_seen(i0, rows);
-    for (int64_t j0 = 0; j0 < S_end; j0 += Bc) {
-        const int64_t cols = std::min(Bc, S_end - j0);
-        softmax_grad_tile(pr, gr, b, i0, j0, rows, cols, scratch);
-        // dQ_i += dS_ij K_j
-        const T* K_j = pr.K.ptr[b] + j0 * pr.K.rs;  // (cols, E)
-        gemm_serial(dQ_i, E, 1, dS, Bc, 1, K_j, pr.K.rs, pr.K.cs, rows, E, cols, T(1));
-    }
-}
+// n items split into `parts` near-equal parts: part idx is [part_begin(idx), part_begin(idx + 1))
+inline int64_t part_begin(int64_t n, int64_t parts, int64_t idx) { return n * idx / parts; }
 
 inline int64_t tiles(int64_t n, int64_t tile) { return (n + tile - 1) / tile; }
 
@@ -369,18 +354,23 @@ void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, cons
     }
     const Gradients<T> gr{dO, LSE, D.data()};
 
-    // pass 1, work items (batch-head b, key tile j): dK_j, dV_j
-    const int64_t nk = tiles(S, Bc);
-    for_each_item<T>(BH * nk, [&](int64_t item, Scratch<T>& scratch) {
-        const int64_t b = item / nk, j0 = item % nk * Bc;
-        backward_kv_tile(dK, dV, pr, gr, b, j0, std::min(Bc, S - j0), scratch);
+    // work items (batch-head b, chunk c of its key tiles), at least two per thread where the key
+    // tiles allow; chunk 0 accumulates dQ[b] in place, chunk c > 0 into dQ_parts[c - 1][b]
+    const int64_t nk = tiles(S, Bc), size = L * E;
+    const int64_t chunks = std::clamp<int64_t>((2 * get_num_threads() + BH - 1) / BH, 1, std::max<int64_t>(nk, 1));
+    std::fill(dQ, dQ + BH * size, T(0));
+    std::vector<T> dQ_parts((chunks - 1) * BH * size);  // (chunks - 1, BH, L, E), zeros
+    for_each_item<T>(BH * chunks, [&](int64_t item, Scratch<T>& scratch) {
+        const int64_t b = item / chunks, c = item % chunks;
+        T* dQ_b = (c == 0 ? dQ : dQ_parts.data() + (c - 1) * BH * size) + b * size;  // (L, E)
+        for (int64_t j = part_begin(nk, chunks, c); j < part_begin(nk, chunks, c + 1); ++j)
+            backward_key_tile(dQ_b, dK, dV, pr, gr, b, j * Bc, std::min(Bc, S - j * Bc), scratch);
     });
-    // pass 2, work items (batch-head b, query tile i): dQ_i
-    const int64_t nq = tiles(L, Br);
-    for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
-        const int64_t b = item / nq, i0 = item % nq * Br;
-        backward_q_tile(dQ, pr, gr, b, i0, std::min(Br, L - i0), scratch);
-    });
+    if (chunks > 1) {  // dQ += the other chunks' parts
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static)
+        for (int64_t x = 0; x < BH * size; ++x)
+            for (int64_t c = 1; c < chunks; ++c) dQ[x] += dQ_parts[(c - 1) * BH * size + x];
+    }
 }
 
 // ----------------------------------------------------------------------------------------------
