@@ -189,6 +189,17 @@ def test_fully_masked_rows_gradcheck(rng):
     assert gradcheck(lambda q, k, v: sdpa(q, k, v, attn_mask=keep), (q, k, v))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_scores_propagate_not_masked(dtype, rng):
+    """A row of NaN scores is NaN (as in PyTorch), not taken for a fully masked row."""
+    q, k, v = qkv(rng, (2,), 140, 150, 16, dtype=dtype)
+    q[0, 3, 1] = q[1, 135, 0] = np.nan  # whole score rows
+    k[1, 7, 2] = np.nan                  # one score column of every row of batch 1
+    out = npy(sdpa(*tensors((q, k, v), requires_grad=False)))
+    assert np.isnan(out[0, 3]).all() and np.isnan(out[1]).all()
+    assert np.isfinite(np.delete(out[0], 3, axis=0)).all()
+
+
 def test_no_keys_at_all(rng):
     q, k, v = (kg.tensor(a, requires_grad=True) for a in qkv(rng, (2,), 3, 0, 4))
     out = sdpa(q, k, v)

@@ -80,10 +80,10 @@ class DropoutFactors {
 // ----------------------------------------------------------------------------------------------
 // Row kernels of the softmax: AVX2 for float32 when the GEMM runs its AVX2 micro-kernel
 
-// max(m0, max(x[0:n]))
+// max(m0, max(x[0:n])), NaN if any is NaN (so that a row of NaN scores gives NaN, not "masked")
 template <typename T>
 T row_max_generic(const T* x, int64_t n, T m0) {
-    for (int64_t c = 0; c < n; ++c) m0 = std::max(m0, x[c]);
+    for (int64_t c = 0; c < n; ++c) m0 = x[c] > m0 || std::isnan(x[c]) ? x[c] : m0;
     return m0;
 }
 

@@ -2,7 +2,7 @@
 // -mavx2 -mfma; attention.cpp calls them only when the GEMM runs its AVX2 micro-kernel (the CPU
 // has AVX2 and FMA).
 //
-//   attention_row_max_avx2:  max(m0, max(x[0:n]))
+//   attention_row_max_avx2:  max(m0, max(x[0:n])), NaN if any is NaN
 //   attention_exp_sum_avx2:  x[c] = exp(x[c] - shift), returning sum(x)
 //
 // exp: Cody-Waite range reduction x = n ln2 + r (|r| <= ln2 / 2) and the degree-5 polynomial of
@@ -66,11 +66,15 @@ float hmax(__m256 v) {
 // Row kernels (declared in attention.h)
 
 float attention_row_max_avx2(const float* x, int64_t n, float m0) {
-    __m256 m = _mm256_set1_ps(m0);
+    __m256 m = _mm256_set1_ps(m0), nan = _mm256_setzero_ps();
     int64_t c = 0;
-    for (; c + 8 <= n; c += 8) m = _mm256_max_ps(_mm256_loadu_ps(x + c), m);  // NaN in x: ignored
-    float m_all = hmax(m);
-    for (; c < n; ++c) m_all = std::max(m_all, x[c]);
+    for (; c + 8 <= n; c += 8) {
+        const __m256 v = _mm256_loadu_ps(x + c);
+        m = _mm256_max_ps(v, m);                                  // ignores a NaN in v ...
+        nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));  // ... so NaN is tracked here
+    }
+    float m_all = _mm256_movemask_ps(nan) ? NAN : hmax(m);
+    for (; c < n; ++c) m_all = x[c] > m_all || std::isnan(x[c]) ? x[c] : m_all;
     return m_all;
 }
 
