@@ -39,6 +39,17 @@ void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc,
           const double* B, ptrdiff_t rsb, ptrdiff_t csb,
           int64_t M, int64_t N, int64_t K, double beta);
 
+// The same on the calling thread only: for kernels that parallelise over their own work items
+// and call GEMM on small tiles from inside their parallel region.
+void gemm_serial(float* C, ptrdiff_t rsc, ptrdiff_t csc,
+                 const float* A, ptrdiff_t rsa, ptrdiff_t csa,
+                 const float* B, ptrdiff_t rsb, ptrdiff_t csb,
+                 int64_t M, int64_t N, int64_t K, float beta);
+void gemm_serial(double* C, ptrdiff_t rsc, ptrdiff_t csc,
+                 const double* A, ptrdiff_t rsa, ptrdiff_t csa,
+                 const double* B, ptrdiff_t rsb, ptrdiff_t csb,
+                 int64_t M, int64_t N, int64_t K, double beta);
+
 // C[b] = A[b] @ B[b] + beta * C[b] for b in [0, batch): the same shapes and strides for every
 // matrix of the batch, one base pointer per matrix (pointers may repeat, e.g. a broadcast operand;
 // the C matrices must not overlap). Many matrices: threads split the batch; few: each GEMM is

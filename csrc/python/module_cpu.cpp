@@ -20,6 +20,7 @@ namespace py = pybind11;
 void bind_conv(py::module_& m);  // bind_conv.cpp
 void bind_norm(py::module_& m);  // bind_norm.cpp: softmax, cross-entropy, layer norm, batch norm
 void bind_pool(py::module_& m);  // bind_pool.cpp
+void bind_attention(py::module_& m);  // bind_attention.cpp
 
 namespace {
 
@@ -155,6 +156,7 @@ PYBIND11_MODULE(_C, m) {
     bind_conv(m);
     bind_norm(m);
     bind_pool(m);
+    bind_attention(m);
 
     // KERNELGRAD_ISA=generic (or auto) at import time
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') {

@@ -25,6 +25,7 @@ __all__ = [
     "matmul",
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_probs", "cross_entropy_probs_backward", "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",  # noqa: E501
     "max_pool2d", "max_pool2d_with_indices", "max_pool2d_backward", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad2d", "pad2d_backward",
+    "attention_forward", "attention_backward",
     # random
     "uniform", "normal", "integers", "permutation",
 ]
@@ -273,3 +274,24 @@ upsample_bilinear2d = _C.upsample_bilinear2d
 upsample_bilinear2d_backward = _C.upsample_bilinear2d_backward
 pad2d = _C.pad2d
 pad2d_backward = _C.pad2d_backward
+# --- attention (the fused kernel: csrc/cpu/attention.cpp)
+def _attention_views(q, k, v, attn_mask):
+    """q, k, v broadcast to one batch shape, and attn_mask to (*batch, L, S): views, no copies."""
+    batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    q, k, v = (np.broadcast_to(x, batch + x.shape[-2:]) for x in (q, k, v))
+    if attn_mask is not None:
+        attn_mask = np.broadcast_to(attn_mask, batch + (q.shape[-2], k.shape[-2]))
+    return q, k, v, attn_mask
+
+
+def attention_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed):
+    """(out (*batch, L, Ev), lse (*batch, L)) of softmax(scale * q k^T + mask) v, with dropout
+    p = dropout_p from `seed`; q (..., L, E), k (..., S, E), v (..., S, Ev) batch dims broadcast."""
+    q, k, v, attn_mask = _attention_views(q, k, v, attn_mask)
+    return _C.attention_forward(q, k, v, attn_mask, is_causal, scale, dropout_p, seed)
+
+
+def attention_backward(grad_out, q, k, v, out, lse, attn_mask, is_causal, scale, dropout_p, seed):
+    """(dq, dk, dv), each of the broadcast batch shape, for attention_forward's out and lse."""
+    q, k, v, attn_mask = _attention_views(q, k, v, attn_mask)
+    return _C.attention_backward(grad_out, q, k, v, out, lse, attn_mask, is_causal, scale, dropout_p, seed)

@@ -1038,3 +1038,83 @@ def pad(input, pad, mode="constant", value=0.0):
     x = input.reshape(planes, 1, *((1,) * (2 - k) + sizes))  # (planes, 1, H, W), H = 1 for a 1-D pad
     out = P.pad2d(x, pad + (0, 0) * (2 - k), mode)
     return out.reshape(*lead, *out_sizes)
+
+
+# --- attention
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
+    """softmax(scale * query key^T + attn_mask) value, one fused kernel (FlashAttention-2 on the CPU).
+
+    query (..., L, E), key (..., S, E), value (..., S, Ev): float32 or float64, batch dims broadcast;
+    returns (..., L, Ev). attn_mask, broadcastable to (..., L, S): bool (True keeps a score) or of the
+    query's dtype (added to the scores); it gets no gradient, so a mask that requires grad is refused.
+    is_causal keeps key j <= query i (top-left aligned) and refuses an explicit mask. scale defaults
+    to 1/sqrt(E). dropout_p > 0 drops attention weights (always: training flags live in the modules)
+    with a mask drawn from kg's default generator, survivors scaled by 1/(1-p). A row whose every key
+    is masked gives zeros and zero gradients (PyTorch gives NaN). Memory O(L + S) per head.
+    """
+    from .. import random as _random
+    from .._errors import ArgumentError, DeviceError
+    from ..autograd import is_grad_enabled
+    from ..ops.attention import ScaledDotProductAttention
+    from ..backend import backend_for
+
+    what = "scaled_dot_product_attention"
+    for name, x in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{what}: expected {name} to be a Tensor, got {type(x).__name__}")
+        if x.ndim < 2:
+            raise ShapeError(f"{what}: expected {name} to have at least 2 dims, got shape {list(x.shape)}")
+    if query.dtype not in (D.float32, D.float64):
+        raise DTypeError(f"{what}: expected query of dtype float32 or float64, got {query.dtype.name}")
+    for name, x in (("key", key), ("value", value)):
+        if x.dtype != query.dtype:
+            raise DTypeError(f"{what}: expected query, key and value of one dtype, got query "
+                             f"{query.dtype.name} and {name} {x.dtype.name}")
+        if x.device != query.device:
+            raise DeviceError(f"{what}: {name} is on {x.device} but query is on {query.device}")
+    (L, E), (S, Ek), Sv = query.shape[-2:], key.shape[-2:], value.shape[-2]
+    if Ek != E:
+        raise ShapeError(f"{what}: expected key.shape[-1] == query.shape[-1] (E), got query {list(query.shape)} "
+                         f"and key {list(key.shape)}")
+    if Sv != S:
+        raise ShapeError(f"{what}: expected key and value of one length S (dim -2), got key {list(key.shape)} "
+                         f"and value {list(value.shape)}")
+    if E == 0:
+        raise ShapeError(f"{what}: expected a head dim E > 0, got query {list(query.shape)}")
+    try:
+        batch = np.broadcast_shapes(query.shape[:-2], key.shape[:-2], value.shape[:-2])
+    except ValueError:
+        raise ShapeError(f"{what}: the batch dims of query {list(query.shape)}, key {list(key.shape)} and value "
+                         f"{list(value.shape)} do not broadcast") from None
+    if attn_mask is not None:
+        if not isinstance(attn_mask, Tensor):
+            raise TypeError(f"{what}: expected attn_mask to be a Tensor or None, got {type(attn_mask).__name__}")
+        if attn_mask.dtype not in (D.bool_, query.dtype):
+            raise DTypeError(f"{what}: expected attn_mask of dtype bool or the query's {query.dtype.name}, "
+                             f"got {attn_mask.dtype.name}")
+        if attn_mask.device != query.device:
+            raise DeviceError(f"{what}: attn_mask is on {attn_mask.device} but query is on {query.device}")
+        target = batch + (L, S)
+        try:
+            ok = np.broadcast_shapes(attn_mask.shape, target) == target
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ShapeError(f"{what}: attn_mask of shape {list(attn_mask.shape)} does not broadcast to "
+                             f"(..., L, S) = {list(target)}")
+        if is_causal:
+            raise ArgumentError(f"{what}: an explicit attn_mask cannot be combined with is_causal=True")
+        if attn_mask.requires_grad and is_grad_enabled():
+            raise NotImplementedError(f"{what}: attn_mask gets no gradient; pass attn_mask.detach() "
+                                      "(a mask that requires grad is not supported)")
+    if isinstance(dropout_p, bool) or not isinstance(dropout_p, numbers.Real) or not 0.0 <= dropout_p <= 1.0:
+        raise ArgumentError(f"{what}: dropout probability has to be between 0 and 1, but got {dropout_p}")
+    if scale is None:
+        scale = 1.0 / math.sqrt(E)
+    elif isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise TypeError(f"{what}: expected scale to be a float or None, got {type(scale).__name__}")
+    if not hasattr(backend_for(query.device), "attention_forward"):
+        raise NotImplementedError(f"{what}: not implemented on {query.device} yet")
+    seed = int(_random.default_generator._np.integers(0, 2**64, dtype=np.uint64)) if dropout_p > 0 else 0
+    return ScaledDotProductAttention.apply(query, key, value, attn_mask, bool(is_causal), float(scale),
+                                           float(dropout_p), seed)

@@ -10,6 +10,7 @@ from .softmax import (
     cross_entropy, cross_entropy_backward, log_softmax, log_softmax_backward, nll_loss, nll_loss_backward, softmax,
     softmax_backward,
 )
+from .attention import attention_dropout_keep, scaled_dot_product_attention, scaled_dot_product_attention_backward
 
 __all__ = ["matmul", "matmul_backward"]
 __all__ += ["conv2d", "conv2d_backward", "conv_transpose2d", "conv_transpose2d_backward"]
@@ -20,3 +21,4 @@ from .pool import *  # noqa: F401,F403  (pooling, unpooling, upsampling, padding
 from .pool import __all__ as _pool_all
 
 __all__ += _pool_all
+__all__ += ["scaled_dot_product_attention", "scaled_dot_product_attention_backward", "attention_dropout_keep"]
