@@ -17,6 +17,10 @@ from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d,
 from .rnn import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNBase, RNNCell, RNNCellBase
 from .softmax import CrossEntropyLoss, LogSoftmax, NLLLoss, Softmax
 from .sparse import Embedding
+from .transformer import (
+    MultiheadAttention, PositionalEncoding, TransformerDecoder, TransformerDecoderLayer, TransformerEncoder,
+    TransformerEncoderLayer, generate_square_subsequent_mask,
+)
 
 __all__ = [
     "Module", "Sequential", "ModuleList", "ModuleDict", "Identity", "Linear", "Flatten", "Unflatten", "Dropout",
@@ -28,3 +32,5 @@ __all__ += ["RNNBase", "RNN", "LSTM", "GRU", "RNNCellBase", "RNNCell", "LSTMCell
 __all__ += ["Conv2d", "ConvTranspose2d"]
 __all__ += ["Softmax", "LogSoftmax", "CrossEntropyLoss", "NLLLoss", "LayerNorm", "BatchNorm1d", "BatchNorm2d"]
 __all__ += ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "MaxUnpool2d", "Upsample"]
+__all__ += ["MultiheadAttention", "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
+            "TransformerDecoder", "PositionalEncoding", "generate_square_subsequent_mask"]
