@@ -52,3 +52,12 @@ def test_train_cnn_digits(tmp_path, model):
     out = load("train_cnn_digits").main(["--model", model, "--epochs", "2", "--quiet", "--out", str(tmp_path)])
     assert went_down(out["losses"])
     assert out["accuracy"] > 0.5
+
+
+def test_char_transformer(tmp_path):
+    out = load("char_transformer").main(["--steps", "40", "--d-model", "32", "--layers", "1", "--heads", "2",
+                                         "--context", "32", "--batch", "8", "--sample", "20", "--quiet",
+                                         "--out", str(tmp_path)])
+    assert went_down(out["losses"])
+    assert out["val_loss"] < np.log(out["vocab"])  # better than a uniform guess over the vocabulary
+    assert out["sample"].startswith("The ") and len(out["sample"]) == 24

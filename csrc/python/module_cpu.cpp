@@ -21,6 +21,7 @@ void bind_conv(py::module_& m);  // bind_conv.cpp
 void bind_norm(py::module_& m);  // bind_norm.cpp: softmax, cross-entropy, layer norm, batch norm
 void bind_pool(py::module_& m);  // bind_pool.cpp
 void bind_attention(py::module_& m);  // bind_attention.cpp
+void bind_special(py::module_& m);  // bind_special.cpp: erf, erfc
 
 namespace {
 
@@ -157,6 +158,7 @@ PYBIND11_MODULE(_C, m) {
     bind_norm(m);
     bind_pool(m);
     bind_attention(m);
+    bind_special(m);
 
     // KERNELGRAD_ISA=generic (or auto) at import time
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') {

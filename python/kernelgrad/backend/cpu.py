@@ -22,7 +22,7 @@ __all__ = [
     "reshape", "transpose", "broadcast_to", "concatenate", "tril", "triu", "copy", "ascontiguous",
     "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
     # kernels
-    "matmul",
+    "matmul", "erf", "erfc",
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_probs", "cross_entropy_probs_backward", "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",  # noqa: E501
     "max_pool2d", "max_pool2d_with_indices", "max_pool2d_backward", "adaptive_max_pool2d", "avg_pool2d", "avg_pool2d_backward", "adaptive_avg_pool2d", "adaptive_avg_pool2d_backward", "max_unpool2d", "max_unpool2d_backward", "upsample_nearest2d", "upsample_nearest2d_backward", "upsample_bilinear2d", "upsample_bilinear2d_backward", "pad2d", "pad2d_backward",
     "attention_forward", "attention_backward",
@@ -180,6 +180,10 @@ def scatter_add(a, axis, index, src):
 
 
 # --- kernels
+erf = _C.erf  # (x) -> erf(x), float32 / float64
+erfc = _C.erfc  # (x) -> erfc(x) = 1 - erf(x), accurate for large x
+
+
 def matmul(a, b):
     """(..., M, K) @ (..., K, N) -> (..., M, N); batch dims broadcast (as views, no copies)."""
     if a.dtype not in (np.float32, np.float64):
