@@ -19,12 +19,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <vector>
 
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
+#include "cpu/vec.h"
 
 namespace kg {
 namespace cpu {
@@ -78,40 +78,21 @@ class DropoutFactors {
 };
 
 // ----------------------------------------------------------------------------------------------
-// Row kernels of the softmax: AVX2 for float32 when the GEMM runs its AVX2 micro-kernel
-
-// max(m0, max(x[0:n])), NaN if any is NaN (so that a row of NaN scores gives NaN, not "masked")
-template <typename T>
-T row_max_generic(const T* x, int64_t n, T m0) {
-    for (int64_t c = 0; c < n; ++c) m0 = x[c] > m0 || std::isnan(x[c]) ? x[c] : m0;
-    return m0;
-}
-
-// x[c] = exp(x[c] - shift) for c in [0, n); returns the sum of the new x
-template <typename T>
-T exp_sum_generic(T* x, int64_t n, T shift) {
-    T sum = 0;
-    for (int64_t c = 0; c < n; ++c) sum += x[c] = std::exp(x[c] - shift);
-    return sum;
-}
+// Row kernels of the softmax: the shared row primitives (vec.h: plain or AVX2, chosen at run time)
 
 template <typename T>
 struct RowKernels {
-    T (*max)(const T* x, int64_t n, T m0) = &row_max_generic<T>;
-    T (*exp_sum)(T* x, int64_t n, T shift) = &exp_sum_generic<T>;
-};
+    const VecOps<T>& ops = vec_ops<T>();
 
-template <typename T>
-RowKernels<T> row_kernels() {  // float64: the generic loops (std::exp)
-    return {};
-}
-template <>
-RowKernels<float> row_kernels<float>() {
-#ifdef KG_GEMM_AVX2
-    if (std::strcmp(gemm_isa(), "avx2") == 0) return {&attention_row_max_avx2, &attention_exp_sum_avx2};
-#endif
-    return {};
-}
+    // max(m0, max(x[0:n])), NaN if any is NaN (a row of NaN scores gives NaN, not "masked")
+    T max(const T* x, int64_t n, T m0) const {
+        const T mx = ops.max(x, n);
+        if (m0 != m0 || mx != mx) return std::numeric_limits<T>::quiet_NaN();
+        return mx > m0 ? mx : m0;
+    }
+    // x[c] = exp(x[c] - shift) for c in [0, n); returns the sum of the new x
+    T exp_sum(T* x, int64_t n, T shift) const { return ops.exp_sum(x, x, shift, n); }
+};
 
 // ----------------------------------------------------------------------------------------------
 // One call: what every tile reads
@@ -123,7 +104,7 @@ struct Problem {
     DropoutFactors<T> dropout;
     T scale;
     int64_t L, S, E, Ev;
-    RowKernels<T> row = row_kernels<T>();
+    RowKernels<T> row;
 
     // keys a query tile [i0, i0 + rows) sees: all S, or with causal only j < i0 + rows
     int64_t keys_seen(int64_t i0, int64_t rows) const { return mask.causal ? std::min(S, i0 + rows) : S; }
@@ -326,7 +307,7 @@ template <typename T>
 void attention_forward(T* O, T* LSE, MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
                        const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
                        int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
-    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev};
+    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev, {}};
     const int64_t nq = tiles(L, Br);
     // work items: (batch-head b, query tile i)
     for_each_item<T>(BH * nq, [&](int64_t item, Scratch<T>& scratch) {
@@ -340,7 +321,7 @@ void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, cons
                         MatrixBatch<T> Q, MatrixBatch<T> K, MatrixBatch<T> V,
                         const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
                         int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev) {
-    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev};
+    const Problem<T> pr{Q, K, V, mask, DropoutFactors<T>(dropout, L, S), scale, L, S, E, Ev, {}};
 
     // D[b, i] = rowsum(dO * O)[b, i]
     std::vector<T> D(BH * L);  // (BH, L)

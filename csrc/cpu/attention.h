@@ -67,14 +67,5 @@ void attention_backward(T* dQ, T* dK, T* dV, MatrixBatch<T> dO, const T* O, cons
                         const AttentionMask<T>& mask, AttentionDropout dropout, T scale,
                         int64_t BH, int64_t L, int64_t S, int64_t E, int64_t Ev);
 
-// ----------------------------------------------------------------------------------------------
-// AVX2 + FMA row kernels of the softmax, float32 (attention_avx2.cpp; used when the GEMM runs its
-// AVX2 micro-kernel)
-
-// max(m0, max(x[0:n])), NaN if any is NaN
-float attention_row_max_avx2(const float* x, int64_t n, float m0);
-// x[c] = exp(x[c] - shift) for c in [0, n); returns the sum of the new x
-float attention_exp_sum_avx2(float* x, int64_t n, float shift);
-
 }  // namespace cpu
 }  // namespace kg

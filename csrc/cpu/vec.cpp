@@ -20,7 +20,7 @@ namespace {
 template <typename T>
 T max_generic(const T* x, int64_t n) {
     T m = -std::numeric_limits<T>::infinity();
-    for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+    for (int64_t i = 0; i < n; ++i) m = x[i] > m || x[i] != x[i] ? x[i] : m;  // NaN sticks
     return m;
 }
 

@@ -1,7 +1,7 @@
 // vec.h: the row primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy,
 // layer norm, batch norm): reductions over n contiguous values and a vectorised exp.
 //
-//   max(x, n)               = max_i x[i]                          (-inf when n == 0)
+//   max(x, n)               = max_i x[i]                          (-inf when n == 0, NaN if any is)
 //   sum(x, x0, n)           = sum_i (x[i] - x0)
 //   dot(a, a0, b, b0, n)    = sum_i (a[i] - a0) * (b[i] - b0)
 //   exp_sum(y, x, x0, n)    : e[i] = exp(x[i] - x0) is stored in y[i] (unless y is null);

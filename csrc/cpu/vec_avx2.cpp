@@ -63,7 +63,14 @@ inline V<T> vexp(V<T> x) {
 // ----------------------------------------------------------------------------------------------
 // Reductions
 
-// max_i x[i]
+// max(a, b) per lane, NaN where either is NaN (Y::max alone returns b when a is NaN)
+template <typename T>
+inline V<T> max_nan(V<T> a, V<T> b) {
+    using Y = Ymm<T>;
+    return Y::select(Y::is_nan(a), a, Y::max(a, b));
+}
+
+// max_i x[i], NaN if any x[i] is NaN
 template <typename T>
 T max_avx2(const T* x, int64_t n) {
     using Y = Ymm<T>;
@@ -73,14 +80,15 @@ T max_avx2(const T* x, int64_t n) {
     int64_t i = 0;
     for (; i + 4 * W <= n; i += 4 * W) {
 #pragma GCC unroll 4
-        for (int u = 0; u < 4; ++u) m[u] = Y::max(m[u], Y::loadu(x + i + u * W));
+        for (int u = 0; u < 4; ++u) m[u] = max_nan<T>(m[u], Y::loadu(x + i + u * W));
     }
-    for (; i + W <= n; i += W) m[0] = Y::max(m[0], Y::loadu(x + i));
+    for (; i + W <= n; i += W) m[0] = max_nan<T>(m[0], Y::loadu(x + i));
     if (i < n) {
         const V<T> mask = Y::tail_mask(n - i);
-        m[0] = Y::max(m[0], Y::select(mask, Y::maskload(x + i, mask), ninf));
+        m[0] = max_nan<T>(m[0], Y::select(mask, Y::maskload(x + i, mask), ninf));
     }
-    return Y::hmax(Y::max(Y::max(m[0], m[1]), Y::max(m[2], m[3])));
+    const V<T> all = max_nan<T>(max_nan<T>(m[0], m[1]), max_nan<T>(m[2], m[3]));
+    return Y::any(Y::is_nan(all)) ? T(__builtin_nan("")) : Y::hmax(all);
 }
 
 // sum_i (x[i] - x0)

@@ -35,6 +35,8 @@ template <> struct Ymm<float> {
     static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     static V less(V a, V b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }  // all-ones lanes where a < b
     static V select(V mask, V a, V b) { return _mm256_blendv_ps(b, a, mask); }  // mask ? a : b
+    static V is_nan(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+    static bool any(V mask) { return _mm256_movemask_ps(mask) != 0; }
 
     // Lanes [0, n) of the row tail (0 < n < 8): the mask of the lanes, a masked load (0 elsewhere)
     // and a masked store.
@@ -88,6 +90,8 @@ template <> struct Ymm<double> {
     static V round(V a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
     static V less(V a, V b) { return _mm256_cmp_pd(a, b, _CMP_LT_OQ); }
     static V select(V mask, V a, V b) { return _mm256_blendv_pd(b, a, mask); }
+    static V is_nan(V a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+    static bool any(V mask) { return _mm256_movemask_pd(mask) != 0; }
 
     static V tail_mask(int64_t n) {
         return _mm256_castsi256_pd(_mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3)));
