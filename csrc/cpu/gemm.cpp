@@ -254,8 +254,11 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const G
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr int64_t kMinFmasPerThread = int64_t(1) << 15;
 
+// Called from inside a parallel region (a caller threading over its own work), the GEMM runs on
+// the calling thread: a nested region would have one thread, not the team gemm_team expects.
 int threads_for(int64_t fmas) {
-    return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, get_num_threads()));
+    const int available = in_parallel() ? 1 : get_num_threads();
+    return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, available));
 }
 
 template <typename T>
@@ -294,8 +297,8 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
     Buffer<T> Bp = alloc_aligned<T>(teams * 2 * Bp_size);
     Buffer<T> Ap = alloc_aligned<T>(teams * team_size * Ap_size);
 
-    if (over_batch) {
-#pragma omp parallel for num_threads(teams) schedule(static)
+    if (over_batch) {  // dynamic: on a shared machine a descheduled thread does not hold up its share
+#pragma omp parallel for num_threads(teams) schedule(dynamic)
         for (int64_t b = 0; b < batch; ++b) {
             const int t = thread_id();
             gemm_team(uk, C, rsc, csc, A, B, b, b + 1, M, N, K, beta, Bp.get() + t * 2 * Bp_size,
