@@ -77,7 +77,8 @@ struct GemmOperand {
 // C[b] = A[b] @ B[b] + beta * C[b] for b in [0, batch), as gemm_batched above (same threading),
 // with the operands given as GemmOperand (strided or packed by a hook).
 void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<float>& A,
-                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K, float beta);
+                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  float beta);
 void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<double>& A,
                   const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
                   double beta);
