@@ -145,7 +145,7 @@ void scores(T* S_ij, const Problem<T>& pr, int64_t b, int64_t i0, int64_t j0, in
     const AttentionMask<T>& mask = pr.mask;
     const T* Q_i = pr.Q.ptr[b] + i0 * pr.Q.rs;  // (rows, E)
     const T* K_j = pr.K.ptr[b] + j0 * pr.K.rs;  // (cols, E), read as K_j^T (E, cols)
-    gemm_serial(S_ij, Bc, 1, Q_i, pr.Q.rs, pr.Q.cs, K_j, pr.K.cs, pr.K.rs, rows, cols, pr.E, T(0));
+    gemm(S_ij, Bc, 1, Q_i, pr.Q.rs, pr.Q.cs, K_j, pr.K.cs, pr.K.rs, rows, cols, pr.E, T(0));
     for (int64_t r = 0; r < rows; ++r) {
         T* s = S_ij + r * Bc;  // (cols,)
         for (int64_t c = 0; c < cols; ++c) s[c] *= pr.scale;
@@ -208,7 +208,7 @@ void forward_tile(T* O, T* LSE, const Problem<T>& pr, int64_t b, int64_t i0, int
 
         // O_i += P_ij V_j
         const T* V_j = pr.V.ptr[b] + j0 * pr.V.rs;  // (cols, Ev)
-        gemm_serial(O_i, Ev, 1, S_ij, Bc, 1, V_j, pr.V.rs, pr.V.cs, rows, Ev, cols, T(1));
+        gemm(O_i, Ev, 1, S_ij, Bc, 1, V_j, pr.V.rs, pr.V.cs, rows, Ev, cols, T(1));
     }
 
     // O_i /= l,  LSE_i = m + log(l);  a fully masked row (l = 0) keeps O = 0 and gets LSE = +inf
@@ -245,7 +245,7 @@ void softmax_grad_tile(const Problem<T>& pr, const Gradients<T>& gr, int64_t b, 
     scores(P, pr, b, i0, j0, rows, cols);
     const T* dO_i = gr.dO.ptr[b] + i0 * gr.dO.rs;  // (rows, Ev)
     const T* V_j = pr.V.ptr[b] + j0 * pr.V.rs;     // (cols, Ev), read as V_j^T (Ev, cols)
-    gemm_serial(dP, Bc, 1, dO_i, gr.dO.rs, gr.dO.cs, V_j, pr.V.cs, pr.V.rs, rows, cols, pr.Ev, T(0));
+    gemm(dP, Bc, 1, dO_i, gr.dO.rs, gr.dO.cs, V_j, pr.V.cs, pr.V.rs, rows, cols, pr.Ev, T(0));
 
     const T scale = pr.scale;
     for (int64_t r = 0; r < rows; ++r) {
@@ -287,9 +287,9 @@ void backward_key_tile(T* dQ_b, T* dK, T* dV, const Problem<T>& pr, const Gradie
         const T* dO_i = gr.dO.ptr[b] + i0 * gr.dO.rs;  // (rows, Ev)
         const T* Q_i = pr.Q.ptr[b] + i0 * pr.Q.rs;     // (rows, E)
         // dV_j += P_ij^T dO_i,  dK_j += dS_ij^T Q_i   (P_ij^T, dS_ij^T by strides),  dQ_i += dS_ij K_j
-        gemm_serial(dV_j, Ev, 1, P, 1, Bc, dO_i, gr.dO.rs, gr.dO.cs, cols, Ev, rows, T(1));
-        gemm_serial(dK_j, E, 1, dS, 1, Bc, Q_i, pr.Q.rs, pr.Q.cs, cols, E, rows, T(1));
-        gemm_serial(dQ_b + i0 * E, E, 1, dS, Bc, 1, K_j, pr.K.rs, pr.K.cs, rows, E, cols, T(1));
+        gemm(dV_j, Ev, 1, P, 1, Bc, dO_i, gr.dO.rs, gr.dO.cs, cols, Ev, rows, T(1));
+        gemm(dK_j, E, 1, dS, 1, Bc, Q_i, pr.Q.rs, pr.Q.cs, cols, E, rows, T(1));
+        gemm(dQ_b + i0 * E, E, 1, dS, Bc, 1, K_j, pr.K.rs, pr.K.cs, rows, E, cols, T(1));
     }
 }
 

@@ -14,8 +14,8 @@
 //     convolution with stride 1 and no padding has cols[n, g] = x[n, g], read in place.
 //     Threads: the GEMM's, over the batch of (image, group) products when there are enough of
 //     them, else inside each product; the weight gradient gives each thread its own part of the
-//     output positions (no barriers) and adds the partial sums; col2im threads over
-//     (image, channel) planes.
+//     output positions (no barriers) and adds the partial sums; backward-input gives each thread
+//     whole images (GEMM and col2im), or, with fewer images than threads, threads inside both.
 #include "cpu/conv2d.h"
 
 #include <algorithm>
@@ -347,32 +347,41 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
         return;
     }
 
-    // Images in chunks of one per thread: the GEMMs of a chunk write its column buffers, then
-    // col2im scatters them onto the chunk's (image, channel) planes.
-    const int nt = get_num_threads();
-    const int64_t chunk = std::clamp<int64_t>(sz.N, 1, nt);
-    const std::unique_ptr<T[]> dcols(new T[chunk * G * CRS * P]);  // (chunk, G, CRS, P)
-    std::vector<T*> dcols_ig(chunk * G);
-    std::vector<const T*> w_g(chunk * G), dout_ng(chunk * G);
-    for (int64_t n0 = 0; n0 < sz.N; n0 += chunk) {
-        const int64_t images = std::min(chunk, sz.N - n0);
-        // dcols[i, g] (CRS x P) = w[g]^T (CRS x Kg) @ dout[n0 + i, g] (Kg x P)
-        for (int64_t i = 0; i < images; ++i)
-            for (int64_t g = 0; g < G; ++g) {
-                dcols_ig[i * G + g] = dcols.get() + (i * G + g) * CRS * P;
-                w_g[i * G + g] = w + g * Kg * CRS;
-                dout_ng[i * G + g] = dout + ((n0 + i) * sz.K + g * Kg) * P;
-            }
-        gemm_batched(dcols_ig.data(), P, 1, w_g.data(), 1, CRS, dout_ng.data(), P, 1, images * G, CRS,
-                     P, Kg, T(0));
-        // dx[n0 + i, c] = col2im(dcols[i, g, (c - g*Cg, :, :), :]) + bias_c[c]
-#pragma omp parallel for num_threads(nt) schedule(static) \
-    if (images * sz.C * HW * sz.R * sz.S >= kMinParallelWork)
-        for (int64_t ic = 0; ic < images * sz.C; ++ic) {
-            const int64_t i = ic / sz.C, c = ic % sz.C;
-            col2im_plane(dx + (n0 * sz.C + ic) * HW, dcols.get() + (i * sz.C + c) * sz.R * sz.S * P,
-                         bias_c ? bias_c[c] : T(0), sz);
+    // One image: dcols[g] (CRS x P) = w[g]^T (CRS x Kg) @ dout[n, g] (Kg x P) for every group,
+    // then dx[n, c] = col2im(dcols[g][(c - g*Cg, :, :), :]) + bias_c[c] for every channel.
+    //   dcols: (G, CRS, P), this image's column buffer
+    auto one_image = [&](int64_t n, T* dcols) {
+        std::vector<T*> dcols_g(G);
+        std::vector<const T*> w_g(G), dout_g(G);
+        for (int64_t g = 0; g < G; ++g) {
+            dcols_g[g] = dcols + g * CRS * P;
+            w_g[g] = w + g * Kg * CRS;
+            dout_g[g] = dout + (n * sz.K + g * Kg) * P;
         }
+        gemm_batched(dcols_g.data(), P, 1, w_g.data(), 1, CRS, dout_g.data(), P, 1, G, CRS, P, Kg, T(0));
+#pragma omp parallel for num_threads(get_num_threads()) schedule(static) \
+    if (!in_parallel() && sz.C * HW * sz.R * sz.S >= kMinParallelWork)
+        for (int64_t c = 0; c < sz.C; ++c)
+            col2im_plane(dx + (n * sz.C + c) * HW, dcols + c * sz.R * sz.S * P, bias_c ? bias_c[c] : T(0),
+                         sz);
+    };
+
+    // Threads over images when there are enough of them (each thread its own column buffer and
+    // whole images, taken as it finishes the last: no barrier between the GEMM and col2im), else
+    // image by image with the threads inside the GEMM and col2im.
+    const int nt = get_num_threads();
+    const int64_t size = G * CRS * P;
+    if (nt > 1 && sz.N >= nt) {
+        const std::unique_ptr<T[]> dcols(new T[nt * size]);  // (nt, G, CRS, P)
+#pragma omp parallel num_threads(nt)
+        {
+            T* mine = dcols.get() + thread_id() * size;
+#pragma omp for schedule(dynamic)
+            for (int64_t n = 0; n < sz.N; ++n) one_image(n, mine);
+        }
+    } else {
+        const std::unique_ptr<T[]> dcols(new T[size]);
+        for (int64_t n = 0; n < sz.N; ++n) one_image(n, dcols.get());
     }
 }
 

@@ -254,14 +254,17 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const G
 // Below this many multiply-adds per thread, waking another thread costs more than it saves.
 constexpr int64_t kMinFmasPerThread = int64_t(1) << 15;
 
-int threads_for(int64_t fmas, int max_threads) {
-    return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, max_threads));
+// Called from inside a parallel region (a caller threading over its own work), the GEMM runs on
+// the calling thread: a nested region would have one thread, not the team gemm_team expects.
+int threads_for(int64_t fmas) {
+    const int available = in_parallel() ? 1 : get_num_threads();
+    return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, available));
 }
 
 template <typename T>
 void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<T>& A,
                        const GemmOperand<T>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
-                       T beta, int max_threads) {
+                       T beta) {
     constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
     constexpr int MC = GemmBlocking<T>::MC, KC = GemmBlocking<T>::KC, NC = GemmBlocking<T>::NC;
     if (batch <= 0 || M <= 0 || N <= 0) return;
@@ -278,13 +281,13 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
 
     const Ukernel<T> uk = current_ukernel<T>();
     const int64_t fmas = M * N * K;
-    const int nt_all = threads_for(fmas * batch, max_threads);
+    const int nt_all = threads_for(fmas * batch);
     // Threads over the batch when that splits evenly enough, or when one GEMM is too small to split.
     const bool over_batch =
         batch >= nt_all && nt_all > 1 &&
-        (batch % nt_all == 0 || batch >= 4 * nt_all || threads_for(fmas, max_threads) < nt_all);
+        (batch % nt_all == 0 || batch >= 4 * nt_all || threads_for(fmas) < nt_all);
     const int teams = over_batch ? nt_all : 1;
-    const int team_size = over_batch ? 1 : threads_for(fmas, max_threads);
+    const int team_size = over_batch ? 1 : threads_for(fmas);
 
     // Scratch: two B blocks per team, one A block per thread.
     const int64_t Bp_size = round_to_lines<T>(std::min<int64_t>(K, KC) *
@@ -294,8 +297,8 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
     Buffer<T> Bp = alloc_aligned<T>(teams * 2 * Bp_size);
     Buffer<T> Ap = alloc_aligned<T>(teams * team_size * Ap_size);
 
-    if (over_batch) {
-#pragma omp parallel for num_threads(teams) schedule(static)
+    if (over_batch) {  // dynamic: on a shared machine a descheduled thread does not hold up its share
+#pragma omp parallel for num_threads(teams) schedule(dynamic)
         for (int64_t b = 0; b < batch; ++b) {
             const int t = thread_id();
             gemm_team(uk, C, rsc, csc, A, B, b, b + 1, M, N, K, beta, Bp.get() + t * 2 * Bp_size,
@@ -324,26 +327,24 @@ void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc,
                   const float* const* A, ptrdiff_t rsa, ptrdiff_t csa,
                   const float* const* B, ptrdiff_t rsb, ptrdiff_t csb,
                   int64_t batch, int64_t M, int64_t N, int64_t K, float beta) {
-    gemm_batched_impl<float>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta,
-                             get_num_threads());
+    gemm_batched_impl<float>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta);
 }
 void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc,
                   const double* const* A, ptrdiff_t rsa, ptrdiff_t csa,
                   const double* const* B, ptrdiff_t rsb, ptrdiff_t csb,
                   int64_t batch, int64_t M, int64_t N, int64_t K, double beta) {
-    gemm_batched_impl<double>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta,
-                              get_num_threads());
+    gemm_batched_impl<double>(C, rsc, csc, {A, rsa, csa}, {B, csb, rsb}, batch, M, N, K, beta);
 }
 
 void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<float>& A,
                   const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
                   float beta) {
-    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta, get_num_threads());
+    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta);
 }
 void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<double>& A,
                   const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
                   double beta) {
-    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta, get_num_threads());
+    gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta);
 }
 
 void gemm(float* C, ptrdiff_t rsc, ptrdiff_t csc, const float* A, ptrdiff_t rsa, ptrdiff_t csa,
@@ -355,17 +356,6 @@ void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc, const double* A, ptrdiff_t rs
           const double* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N, int64_t K,
           double beta) {
     gemm_batched(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
-}
-
-void gemm_serial(float* C, ptrdiff_t rsc, ptrdiff_t csc, const float* A, ptrdiff_t rsa,
-                 ptrdiff_t csa, const float* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N,
-                 int64_t K, float beta) {
-    gemm_batched_impl<float>(&C, rsc, csc, {&A, rsa, csa}, {&B, csb, rsb}, 1, M, N, K, beta, 1);
-}
-void gemm_serial(double* C, ptrdiff_t rsc, ptrdiff_t csc, const double* A, ptrdiff_t rsa,
-                 ptrdiff_t csa, const double* B, ptrdiff_t rsb, ptrdiff_t csb, int64_t M, int64_t N,
-                 int64_t K, double beta) {
-    gemm_batched_impl<double>(&C, rsc, csc, {&A, rsa, csa}, {&B, csb, rsb}, 1, M, N, K, beta, 1);
 }
 
 const char* gemm_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }

@@ -26,7 +26,8 @@ namespace cpu {
 // ----------------------------------------------------------------------------------------------
 // GEMM entry points
 
-// C = A @ B + beta * C, using get_num_threads() OpenMP threads.
+// C = A @ B + beta * C, using get_num_threads() OpenMP threads (one thread when called from
+// inside a parallel region: kernels that thread over their own tiles call it per tile).
 //   C: (M, N) at C[i * rsc + j * csc]
 //   A: (M, K) at A[i * rsa + p * csa]
 //   B: (K, N) at B[p * rsb + j * csb]
@@ -38,17 +39,6 @@ void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc,
           const double* A, ptrdiff_t rsa, ptrdiff_t csa,
           const double* B, ptrdiff_t rsb, ptrdiff_t csb,
           int64_t M, int64_t N, int64_t K, double beta);
-
-// The same on the calling thread only: for kernels that parallelise over their own work items
-// and call GEMM on small tiles from inside their parallel region.
-void gemm_serial(float* C, ptrdiff_t rsc, ptrdiff_t csc,
-                 const float* A, ptrdiff_t rsa, ptrdiff_t csa,
-                 const float* B, ptrdiff_t rsb, ptrdiff_t csb,
-                 int64_t M, int64_t N, int64_t K, float beta);
-void gemm_serial(double* C, ptrdiff_t rsc, ptrdiff_t csc,
-                 const double* A, ptrdiff_t rsa, ptrdiff_t csa,
-                 const double* B, ptrdiff_t rsb, ptrdiff_t csb,
-                 int64_t M, int64_t N, int64_t K, double beta);
 
 // C[b] = A[b] @ B[b] + beta * C[b] for b in [0, batch): the same shapes and strides for every
 // matrix of the batch, one base pointer per matrix (pointers may repeat, e.g. a broadcast operand;
@@ -88,7 +78,8 @@ struct GemmOperand {
 // C[b] = A[b] @ B[b] + beta * C[b] for b in [0, batch), as gemm_batched above (same threading),
 // with the operands given as GemmOperand (strided or packed by a hook).
 void gemm_batched(float* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<float>& A,
-                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K, float beta);
+                  const GemmOperand<float>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
+                  float beta);
 void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<double>& A,
                   const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
                   double beta);

@@ -23,11 +23,14 @@ inline int get_num_threads() { return num_threads_setting().load(std::memory_ord
 // n >= 1 (the binding checks it).
 inline void set_num_threads(int n) { num_threads_setting().store(n, std::memory_order_relaxed); }
 inline int thread_id() { return omp_get_thread_num(); }
+// True inside a parallel region: a kernel called from there runs on the calling thread.
+inline bool in_parallel() { return omp_in_parallel(); }
 #else
 // Built without OpenMP: every kernel runs on the calling thread.
 inline int get_num_threads() { return 1; }
 inline void set_num_threads(int) {}
 inline int thread_id() { return 0; }
+inline bool in_parallel() { return false; }
 #endif
 
 }  // namespace cpu
