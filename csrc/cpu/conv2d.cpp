@@ -125,7 +125,8 @@ void for_each_term(const Conv2dShape& sz, F term) {
                 }
 }
 
-// out (N, K, OH, OW) = sum of w[j] * x[i], + bias
+// out = sum of w[j] * x[i], + bias
+//   out: (N, K, OH, OW), x: (N, C, H, W), w: (K, Cg, R, S), bias: (K) or nullptr
 template <typename T>
 void forward_plain(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
     std::fill_n(out, sz.N * sz.K * sz.OH * sz.OW, T(0));
@@ -133,7 +134,8 @@ void forward_plain(T* out, const T* x, const T* w, const T* bias, const Conv2dSh
     add_bias(out, bias, sz.N, sz.K, sz.OH * sz.OW);
 }
 
-// dx (N, C, H, W) = sum of dout[o] * w[j] into the x element each term read, + bias_c
+// dx = sum of dout[o] * w[j] into the x element each term read, + bias_c
+//   dx: (N, C, H, W), dout: (N, K, OH, OW), w: (K, Cg, R, S), bias_c: (C) or nullptr
 template <typename T>
 void backward_input_plain(T* dx, const T* dout, const T* w, const T* bias_c, const Conv2dShape& sz) {
     std::fill_n(dx, sz.N * sz.C * sz.H * sz.W, T(0));
@@ -141,7 +143,8 @@ void backward_input_plain(T* dx, const T* dout, const T* w, const T* bias_c, con
     add_bias(dx, bias_c, sz.N, sz.C, sz.H * sz.W);
 }
 
-// dw (K, Cg, R, S) = sum of dout[o] * x[i] into the weight each term used
+// dw = sum of dout[o] * x[i] into the weight each term used
+//   dw: (K, Cg, R, S), x: (N, C, H, W), dout: (N, K, OH, OW)
 template <typename T>
 void backward_weight_plain(T* dw, const T* x, const T* dout, const Conv2dShape& sz) {
     std::fill_n(dw, sz.K * (sz.C / sz.groups) * sz.R * sz.S, T(0));
@@ -303,6 +306,8 @@ void col2im_plane(T* dx_c, const T* dcols_c, T b, const Conv2dShape& sz) {
 // ----------------------------------------------------------------------------------------------
 // Fast kernels
 
+// out = conv2d(x, w) + bias, one GEMM per (image, group)
+//   out: (N, K, OH, OW), x: (N, C, H, W), w: (K, Cg, R, S), bias: (K) or nullptr
 template <typename T>
 void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dShape& sz) {
     const int64_t G = sz.groups, Cg = sz.C / G, Kg = sz.K / G;
@@ -327,6 +332,8 @@ void forward_gemm(T* out, const T* x, const T* w, const T* bias, const Conv2dSha
     add_bias(out, bias, sz.N, sz.K, P);
 }
 
+// dx = col2im(w^T @ dout) + bias_c, per (image, group)
+//   dx: (N, C, H, W), dout: (N, K, OH, OW), w: (K, Cg, R, S), bias_c: (C) or nullptr
 template <typename T>
 void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, const Conv2dShape& sz) {
     const int64_t G = sz.groups, Cg = sz.C / G, Kg = sz.K / G;
@@ -385,6 +392,8 @@ void backward_input_gemm(T* dx, const T* dout, const T* w, const T* bias_c, cons
     }
 }
 
+// dw = sum over images of dout @ cols^T, per group
+//   dw: (K, Cg, R, S), x: (N, C, H, W), dout: (N, K, OH, OW)
 template <typename T>
 void backward_weight_gemm(T* dw, const T* x, const T* dout, const Conv2dShape& sz) {
     const int64_t G = sz.groups, Kg = sz.K / G, CRS = sz.C / G * sz.R * sz.S, size = sz.K * CRS;
