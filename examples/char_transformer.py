@@ -1,7 +1,7 @@
 """A character-level Transformer language model (causal self-attention on the fused attention
 kernel) trained on the Python reference documentation that ships with Python; prints samples.
 
-    python examples/char_transformer.py [--steps 1000] [--device cpu]
+    python examples/char_transformer.py [--steps 600] [--device cpu]
 """
 import os
 import sys
@@ -53,7 +53,7 @@ def sample(model, stoi, itos, prompt, n, context, dev, temperature=0.8):
 
 def main(argv=None):
     p = _common.parser(__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=600)
     p.add_argument("--context", type=int, default=64)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--d-model", type=int, default=128)
