@@ -261,6 +261,55 @@ int threads_for(int64_t fmas) {
     return static_cast<int>(std::clamp<int64_t>(fmas / kMinFmasPerThread, 1, available));
 }
 
+// Matrix-vector product, for GEMMs with one output column (or row, by symmetry: C(i, j) =
+// sum_p A(i, p) B(j, p) is symmetric in the two operands): packing a 16-wide panel for a single
+// column would waste 15/16 of the micro-kernel.
+//   c(i) = sum_p X(i, p) y(p) + beta c(i)
+//   c: (M,) at C[i * cs];  X: (M, K) at X[i * xs + p * xk];  y: (K,) at y[p * yk]
+// Rows of X contiguous (xk == 1): a dot product per row. Columns contiguous (xs == 1): the
+// columns are added up instead, c += X(:, p) y(p), in chunks of rows that stay in cache.
+template <typename T>
+void gemv(T* C, ptrdiff_t cs, const T* X, ptrdiff_t xs, ptrdiff_t xk, const T* y, ptrdiff_t yk,
+          int64_t M, int64_t K, T beta) {
+    const int nt = threads_for(M * K);
+    if (xs == 1 && xk != 1) {
+        constexpr int64_t chunk = 1024;  // rows per chunk: the partial sums stay in L1
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+        for (int64_t i0 = 0; i0 < M; i0 += chunk) {
+            const int64_t rows = std::min(chunk, M - i0);
+            T acc[chunk] = {};
+            for (int64_t p = 0; p < K; ++p) {
+                const T* x = X + i0 + p * xk;
+                const T yp = y[p * yk];
+#pragma omp simd
+                for (int64_t r = 0; r < rows; ++r) acc[r] += x[r] * yp;
+            }
+            for (int64_t r = 0; r < rows; ++r) {
+                T& c = C[(i0 + r) * cs];
+                c = beta == T(0) ? acc[r] : acc[r] + beta * c;
+            }
+        }
+        return;
+    }
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+    for (int64_t i = 0; i < M; ++i) {
+        const T* x = X + i * xs;
+        T s = 0;
+        if (xk == 1 && yk == 1) {  // 8 independent partial sums: vectorised, no add chain
+            T part[8] = {};
+            int64_t p = 0;
+            for (; p + 8 <= K; p += 8)
+                for (int u = 0; u < 8; ++u) part[u] += x[p + u] * y[p + u];
+            for (; p < K; ++p) s += x[p] * y[p];
+            for (int u = 0; u < 8; ++u) s += part[u];
+        } else {
+            for (int64_t p = 0; p < K; ++p) s += x[p * xk] * y[p * yk];
+        }
+        T& c = C[i * cs];
+        c = beta == T(0) ? s : s + beta * c;
+    }
+}
+
 template <typename T>
 void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOperand<T>& A,
                        const GemmOperand<T>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
@@ -276,6 +325,15 @@ void gemm_batched_impl(T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
                     T& c = C[b][i * rsc + j * csc];
                     c = beta == T(0) ? T(0) : beta * c;
                 }
+        return;
+    }
+    if ((N == 1 || M == 1) && !A.pack && !B.pack) {
+        for (int64_t b = 0; b < batch; ++b) {
+            if (N == 1)
+                gemv(C[b], rsc, A.ptrs[b], A.rs, A.ks, B.ptrs[b], B.ks, M, K, beta);
+            else
+                gemv(C[b], csc, B.ptrs[b], B.rs, B.ks, A.ptrs[b], A.ks, N, K, beta);
+        }
         return;
     }
 
