@@ -59,9 +59,11 @@ def threads(request):
 # --- softmax and log_softmax ---------------------------------------------------------------------
 
 # (shape, dim): last-dim rows of odd lengths (vector width 8/4, 4 accumulators: 32/16), and
-# non-last dims with inner = 3, 67 (a full and a partial block of 64 positions), 130
+# non-last dims with inner = 3, 67, 130 (partial vectors), and a dim of 4096, whose blocks are
+# narrower than inner = 70 (several blocks per outer index, the last one partial)
 SOFTMAX_CASES = [((1, 1), 1), ((7, 17), 1), ((3, 1000), 1), ((5,), 0), ((2, 33), -1), ((4, 5, 67), 1),
-                 ((2, 70, 3), 1), ((130, 3), 0), ((3, 130), 0), ((2, 3, 4, 5), 0), ((2, 3, 4, 5), 2)]
+                 ((2, 70, 3), 1), ((130, 3), 0), ((3, 130), 0), ((2, 3, 4, 5), 0), ((2, 3, 4, 5), 2),
+                 ((2, 4096, 70), 1)]
 
 
 @pytest.mark.parametrize("shape, dim", SOFTMAX_CASES, ids=str)
@@ -159,7 +161,7 @@ def test_softmax_reads_any_layout(rng):
 
 # --- cross-entropy -------------------------------------------------------------------------------
 
-CE_SHAPES = [(1, 1), (7, 5), (13, 1000), (4, 3, 5), (2, 7, 67), (3, 4, 2, 3)]
+CE_SHAPES = [(1, 1), (7, 5), (13, 1000), (4, 3, 5), (2, 7, 67), (3, 4, 2, 3), (1, 4096, 70)]
 
 
 def ce_case(rng, shape, dtype, ignore=True):
