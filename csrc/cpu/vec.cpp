@@ -1,5 +1,5 @@
-// vec.cpp: the plain ("generic") row primitives, the run-time choice between them and the AVX2
-// ones (vec_avx2.cpp), and the thread count of the memory-bound kernels. Formulas in vec.h.
+// vec.cpp: the plain ("generic") primitives, the run-time choice between them and the AVX2 ones
+// (vec_avx2.cpp), and the thread count of the memory-bound kernels. Formulas in vec.h.
 #include "cpu/vec.h"
 
 #include <algorithm>
@@ -15,7 +15,7 @@ namespace cpu {
 namespace {
 
 // ----------------------------------------------------------------------------------------------
-// Generic primitives: one loop each, one accumulator
+// Generic primitives: plain loops, one accumulator
 
 template <typename T>
 T max_generic(const T* x, int64_t n) {

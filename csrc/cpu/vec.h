@@ -1,5 +1,6 @@
-// vec.h: the row primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy,
-// layer norm, batch norm): reductions over n contiguous values and a vectorised exp.
+// vec.h: the primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy, layer
+// norm, batch norm): reductions over n contiguous values (a row) or along a strided dimension (a
+// block of columns), and a vectorised exp.
 //
 //   max(x, n)               = max_i x[i]                          (-inf when n == 0)
 //   sum(x, x0, n)           = sum_i (x[i] - x0)
@@ -21,7 +22,8 @@
 // Two implementations of the table, chosen once at run time like the GEMM micro-kernel:
 //   - "generic": vec.cpp, plain loops and std::exp: the readable version, for any CPU;
 //   - "avx2":    vec_avx2.cpp (compiled with -mavx2 -mfma): 8 floats / 4 doubles per step, four
-//                accumulators, a polynomial exp. Used when the CPU has AVX2 and FMA.
+//                accumulators in the row reductions, a polynomial exp. Used when the CPU has AVX2
+//                and FMA.
 //
 // This header holds declarations only (no inline code), so that vec_avx2.cpp can include it
 // without emitting an AVX2-compiled copy of a shared inline function.
@@ -33,7 +35,7 @@ namespace kg {
 namespace cpu {
 
 // ----------------------------------------------------------------------------------------------
-// Row primitives: one table of functions per dtype
+// The primitives: one table of functions per dtype
 
 template <typename T>
 struct VecOps {

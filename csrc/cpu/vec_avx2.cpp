@@ -1,4 +1,4 @@
-// vec_avx2.cpp: the AVX2 + FMA row primitives (formulas in vec.h), one template each for float
+// vec_avx2.cpp: the AVX2 + FMA primitives (formulas in vec.h), one template each for float
 // (8 lanes) and double (4 lanes). Compiled with -mavx2 -mfma; vec.cpp hands these out only after
 // __builtin_cpu_supports("avx2") && ("fma") said yes.
 //
