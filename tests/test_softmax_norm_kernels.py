@@ -3,6 +3,7 @@ log_softmax, cross-entropy, layer norm, batch norm and their backward) against k
 float64, with both implementations of the vec.h primitives (the plain "generic" loops and AVX2),
 float32 and float64, odd sizes, both walks of softmax.cpp (contiguous rows, and blocks of positions
 when the dim is not the last), and the bindings' argument checks.
+
 Tolerances: the references run in float64 on the same inputs. float32 kernels: exp is within
 1-2 ulp, x - max rounds to half an ulp of |x - max| (<= ~30 for these inputs: 2e-6 relative on
 the exp), and a length-n sum adds about sqrt(n) eps relative (n <= 1000: 4e-6); so probabilities
