@@ -1,7 +1,7 @@
 """Direct tests of the softmax-family and normalisation kernels in kernelgrad._C (softmax,
 log_softmax, cross-entropy, layer norm, batch norm and their backward) against kg.reference in
-float64, with both row-primitive implementations (the plain "generic" loops and AVX2), float32 and
-float64, odd sizes, both walks of softmax.cpp (contiguous rows, and blocks of up to 64 positions
+float64, with both implementations of the vec.h primitives (the plain "generic" loops and AVX2),
+float32 and float64, odd sizes, both walks of softmax.cpp (contiguous rows, and blocks of positions
 when the dim is not the last), and the bindings' argument checks.
 
 Tolerances: the references run in float64 on the same inputs. float32 kernels: exp is within
@@ -43,7 +43,7 @@ def vec_isa_forced(name):
 
 @pytest.fixture(params=["auto", "generic"])
 def isa(request):
-    """Run with the row primitives picked for this CPU (AVX2 here), then with the plain loops."""
+    """Run with the vec.h primitives picked for this CPU (AVX2 here), then with the plain loops."""
     with vec_isa_forced(request.param):
         yield request.param
 
@@ -59,9 +59,11 @@ def threads(request):
 # --- softmax and log_softmax ---------------------------------------------------------------------
 
 # (shape, dim): last-dim rows of odd lengths (vector width 8/4, 4 accumulators: 32/16), and
-# non-last dims with inner = 3, 67 (a full and a partial block of 64 positions), 130
+# non-last dims with inner = 3, 67, 130 (partial vectors), and a dim of 4096, whose blocks are
+# narrower than inner = 70 (several blocks per outer index, the last one partial)
 SOFTMAX_CASES = [((1, 1), 1), ((7, 17), 1), ((3, 1000), 1), ((5,), 0), ((2, 33), -1), ((4, 5, 67), 1),
-                 ((2, 70, 3), 1), ((130, 3), 0), ((3, 130), 0), ((2, 3, 4, 5), 0), ((2, 3, 4, 5), 2)]
+                 ((2, 70, 3), 1), ((130, 3), 0), ((3, 130), 0), ((2, 3, 4, 5), 0), ((2, 3, 4, 5), 2),
+                 ((2, 4096, 70), 1)]
 
 
 @pytest.mark.parametrize("shape, dim", SOFTMAX_CASES, ids=str)
@@ -159,7 +161,7 @@ def test_softmax_reads_any_layout(rng):
 
 # --- cross-entropy -------------------------------------------------------------------------------
 
-CE_SHAPES = [(1, 1), (7, 5), (13, 1000), (4, 3, 5), (2, 7, 67), (3, 4, 2, 3)]
+CE_SHAPES = [(1, 1), (7, 5), (13, 1000), (4, 3, 5), (2, 7, 67), (3, 4, 2, 3), (1, 4096, 70)]
 
 
 def ce_case(rng, shape, dtype, ignore=True):

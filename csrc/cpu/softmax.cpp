@@ -3,16 +3,16 @@
 // Every op here walks an (outer, dim, inner) array in one of two ways:
 //   - inner == 1: the `outer` rows are contiguous; the row primitives of vec.h (max, exp_sum,
 //     sum, dot) do the arithmetic and a thread takes whole rows;
-//   - inner > 1: blocks of up to kColumns positions side by side, whose values at one index d of
-//     `dim` are contiguous (x[d * inner + j]). Per-position running values (max, sum) live in small
-//     arrays, updated one d at a time by plain loops over the block, and exp of a block row goes
-//     through exp_sum. No dimension is moved or copied.
+//   - inner > 1: blocks of w positions side by side, whose values at one index d of `dim` are
+//     contiguous (x[d * inner + j]); vec.h's column primitives (col_max, col_exp_sum) reduce a
+//     block along dim in one call, vectorised across the positions, and plain loops over the block
+//     rows (vectorised by the compiler) do the rest. No dimension is moved or copied. A block is
+//     narrow enough for its x and its output to stay in cache between the passes over it.
 // Whether the primitives are the generic or the AVX2 ones is decided inside vec_ops().
 #include "cpu/softmax.h"
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 
 #include "cpu/vec.h"
 
@@ -20,50 +20,39 @@ namespace kg {
 namespace cpu {
 namespace {
 
-// Positions walked side by side when inner > 1: a block row of 64 floats is 4 cache lines.
-constexpr int64_t kColumns = 64;
-
 // ----------------------------------------------------------------------------------------------
 // The two walks
 
+// Widest block (positions) when inner > 1: bounds the per-position arrays on the stack.
+constexpr int64_t kMaxColumns = 256;
+// A block's input and output together: about 2 MiB, so that they are still cached for the second
+// and third pass over the block. (Narrower blocks made each row of a block a short strided run:
+// on 4096 x 1024 along dim 0, a block of 32 positions took twice as long as one of 64 or 128.)
+constexpr int64_t kBlockBytes = int64_t(1) << 21;
+
+// Block width for `dim` values per position: whole 64-byte lines, at least one, at most kMaxColumns.
+template <typename T>
+int64_t block_width(int64_t dim) {
+    constexpr int64_t line = 64 / sizeof(T);
+    const int64_t fit = kBlockBytes / (2 * static_cast<int64_t>(sizeof(T)) * std::max<int64_t>(dim, 1));
+    return std::clamp(fit / line * line, line, kMaxColumns);
+}
+
 // row(r) for each row r of (outer, dim) when inner == 1; else cols(o, j0, w) for each block of
-// w <= kColumns positions [j0, j0 + w) at outer index o. Threads share rows / blocks evenly.
-template <typename Row, typename Cols>
+// w <= kMaxColumns positions [j0, j0 + w) at outer index o. Threads share rows / blocks evenly.
+template <typename T, typename Row, typename Cols>
 void for_each_line(int64_t outer, int64_t dim, int64_t inner, Row row, Cols cols) {
     const int nt = memory_bound_threads(outer * dim * inner);
     if (inner == 1) {
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t r = 0; r < outer; ++r) row(r);
     } else {
-        const int64_t blocks = (inner + kColumns - 1) / kColumns;
+        const int64_t width = block_width<T>(dim), blocks = (inner + width - 1) / width;
 #pragma omp parallel for num_threads(nt) schedule(static)
         for (int64_t b = 0; b < outer * blocks; ++b) {
-            const int64_t o = b / blocks, j0 = b % blocks * kColumns;
-            cols(o, j0, std::min(kColumns, inner - j0));
+            const int64_t o = b / blocks, j0 = b % blocks * width;
+            cols(o, j0, std::min(width, inner - j0));
         }
-    }
-}
-
-// For w positions side by side, x[d * inner + j] (d < dim, j < w):
-//   m[j] = max_d x[d, j],   s[j] = sum_d exp(x[d, j] - m[j]),
-// leaving exp(x[d, j] - m[j]) in e[d * inner + j] (e: laid out like x) unless e is null.
-//   m, s: (w);  e, x: (dim, inner), columns [0, w) used
-template <typename T>
-void column_max_expsum(T* m, T* s, T* e, const T* x, int64_t dim, int64_t inner, int64_t w,
-                       const VecOps<T>& ops) {
-    T scratch[kColumns];
-    std::fill(m, m + w, -std::numeric_limits<T>::infinity());
-    std::fill(s, s + w, T(0));
-    for (int64_t d = 0; d < dim; ++d) {
-        const T* xd = x + d * inner;
-        for (int64_t j = 0; j < w; ++j) m[j] = xd[j] > m[j] ? xd[j] : m[j];
-    }
-    for (int64_t d = 0; d < dim; ++d) {
-        const T* xd = x + d * inner;
-        T* ed = e ? e + d * inner : scratch;
-        for (int64_t j = 0; j < w; ++j) ed[j] = xd[j] - m[j];
-        ops.exp_sum(ed, ed, T(0), w);
-        for (int64_t j = 0; j < w; ++j) s[j] += ed[j];
     }
 }
 
@@ -91,7 +80,7 @@ T weight_sum(const T* weight, int64_t C, const VecOps<T>& ops) {
 template <typename T>
 void softmax_forward(T* y, const T* x, int64_t outer, int64_t dim, int64_t inner, bool log) {
     const VecOps<T>& ops = vec_ops<T>();
-    for_each_line(
+    for_each_line<T>(
         outer, dim, inner,
         [&](int64_t r) {
             const T* xr = x + r * dim;  // (dim)
@@ -109,8 +98,9 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t dim, int64_t inner
         [&](int64_t o, int64_t j0, int64_t w) {
             const T* xo = x + o * dim * inner + j0;  // (dim, inner), columns [0, w)
             T* yo = y + o * dim * inner + j0;
-            T m[kColumns], s[kColumns];
-            column_max_expsum(m, s, log ? nullptr : yo, xo, dim, inner, w, ops);
+            T m[kMaxColumns], s[kMaxColumns];
+            ops.col_max(m, xo, dim, inner, w);
+            ops.col_exp_sum(s, log ? nullptr : yo, xo, m, dim, inner, w);  // softmax: yo = exp(x - m)
             if (log) {
                 for (int64_t j = 0; j < w; ++j) s[j] = std::log(s[j]);
                 for (int64_t d = 0; d < dim; ++d)
@@ -124,10 +114,9 @@ void softmax_forward(T* y, const T* x, int64_t outer, int64_t dim, int64_t inner
 }
 
 template <typename T>
-void softmax_backward(T* dx, const T* y, const T* dy, int64_t outer, int64_t dim, int64_t inner,
-                           bool log) {
+void softmax_backward(T* dx, const T* y, const T* dy, int64_t outer, int64_t dim, int64_t inner, bool log) {
     const VecOps<T>& ops = vec_ops<T>();
-    for_each_line(
+    for_each_line<T>(
         outer, dim, inner,
         [&](int64_t r) {
             const T* yr = y + r * dim;  // (dim)
@@ -144,18 +133,18 @@ void softmax_backward(T* dx, const T* y, const T* dy, int64_t outer, int64_t dim
         },
         [&](int64_t o, int64_t j0, int64_t w) {
             const int64_t base = o * dim * inner + j0;  // (dim, inner), columns [0, w)
-            T s[kColumns] = {};
+            T s[kMaxColumns] = {};
             for (int64_t d = 0; d < dim; ++d) {
                 const T* yd = y + base + d * inner;
                 const T* dyd = dy + base + d * inner;
                 for (int64_t j = 0; j < w; ++j) s[j] += log ? dyd[j] : dyd[j] * yd[j];
             }
+            if (log) ops.col_exp_sum(nullptr, dx + base, y + base, nullptr, dim, inner, w);  // dx = exp(y)
             for (int64_t d = 0; d < dim; ++d) {
                 const T* yd = y + base + d * inner;
                 const T* dyd = dy + base + d * inner;
                 T* dxd = dx + base + d * inner;
                 if (log) {
-                    ops.exp_sum(dxd, yd, T(0), w);
                     for (int64_t j = 0; j < w; ++j) dxd[j] = dyd[j] - dxd[j] * s[j];
                 } else {
                     for (int64_t j = 0; j < w; ++j) dxd[j] = yd[j] * (dyd[j] - s[j]);
@@ -168,10 +157,10 @@ void softmax_backward(T* dx, const T* y, const T* dy, int64_t outer, int64_t dim
 // cross-entropy
 
 template <typename T>
-void cross_entropy_forward(T* loss, T* lse, const T* x, const int64_t* target, const T* weight,
-                                int64_t N, int64_t C, int64_t D, int64_t ignore_index, T eps) {
+void cross_entropy_forward(T* loss, T* lse, const T* x, const int64_t* target, const T* weight, int64_t N,
+                           int64_t C, int64_t D, int64_t ignore_index, T eps) {
     const VecOps<T>& ops = vec_ops<T>();
-    for_each_line(
+    for_each_line<T>(
         N, C, D,
         [&](int64_t n) {
             const T* xr = x + n * C;  // (C)
@@ -189,8 +178,9 @@ void cross_entropy_forward(T* loss, T* lse, const T* x, const int64_t* target, c
         },
         [&](int64_t n, int64_t j0, int64_t w) {
             const T* xo = x + n * C * D + j0;  // (C, D), columns [0, w)
-            T m[kColumns], log_s[kColumns], smooth[kColumns] = {};
-            column_max_expsum(m, log_s, static_cast<T*>(nullptr), xo, C, D, w, ops);
+            T m[kMaxColumns], log_s[kMaxColumns], smooth[kMaxColumns] = {};
+            ops.col_max(m, xo, C, D, w);
+            ops.col_exp_sum(log_s, nullptr, xo, m, C, D, w);
             T* L = lse + n * D + j0;  // (w)
             for (int64_t j = 0; j < w; ++j) log_s[j] = std::log(log_s[j]), L[j] = m[j] + log_s[j];
             for (int64_t c = 0; c < C; ++c) {
@@ -207,12 +197,11 @@ void cross_entropy_forward(T* loss, T* lse, const T* x, const int64_t* target, c
 
 template <typename T>
 void cross_entropy_backward(T* dx, const T* dloss, const T* x, const T* lse, const int64_t* target,
-                                 const T* weight, int64_t N, int64_t C, int64_t D, int64_t ignore_index,
-                                 T eps) {
+                            const T* weight, int64_t N, int64_t C, int64_t D, int64_t ignore_index, T eps) {
     const VecOps<T>& ops = vec_ops<T>();
     const T W = weight_sum(weight, C, ops);
     // dx[c] = a p[c] - b w[c] - [c == t] g (1 - eps) w[t],  a = g A,  b = g eps / C
-    for_each_line(
+    for_each_line<T>(
         N, C, D,
         [&](int64_t n) {
             const T* xr = x + n * C;  // (C)
@@ -234,16 +223,15 @@ void cross_entropy_backward(T* dx, const T* dloss, const T* x, const T* lse, con
             const T* L = lse + n * D + j0;  // (w)
             const T* g = dloss + n * D + j0;
             const int64_t* tg = target + n * D + j0;
-            T a[kColumns], b[kColumns];
+            T a[kMaxColumns], b[kMaxColumns];
             for (int64_t j = 0; j < w; ++j) {
                 const bool kept = tg[j] != ignore_index;
                 a[j] = kept ? g[j] * smoothed(weight ? weight[tg[j]] : T(1), W, eps, C) : T(0);
                 b[j] = kept ? g[j] * eps / T(C) : T(0);
             }
+            ops.col_exp_sum(nullptr, dxo, xo, L, C, D, w);  // p
             for (int64_t c = 0; c < C; ++c) {
                 T* dxc = dxo + c * D;
-                for (int64_t j = 0; j < w; ++j) dxc[j] = xo[c * D + j] - L[j];
-                ops.exp_sum(dxc, dxc, T(0), w);  // p
                 const T wc = weight ? weight[c] : T(1);
                 for (int64_t j = 0; j < w; ++j) dxc[j] = a[j] * dxc[j] - b[j] * wc;
             }
@@ -259,11 +247,11 @@ void cross_entropy_backward(T* dx, const T* dloss, const T* x, const T* lse, con
 }
 
 template <typename T>
-void cross_entropy_probs_forward(T* loss, T* lse, const T* x, const T* target, const T* weight,
-                                      int64_t N, int64_t C, int64_t D, T eps) {
+void cross_entropy_probs_forward(T* loss, T* lse, const T* x, const T* target, const T* weight, int64_t N,
+                                 int64_t C, int64_t D, T eps) {
     const VecOps<T>& ops = vec_ops<T>();
     // loss = (1 - eps) sum_c w[c] P[c] (lse - x[c]) + (eps / C) sum_c w[c] (lse - x[c])
-    for_each_line(
+    for_each_line<T>(
         N, C, D,
         [&](int64_t n) {
             const T* xr = x + n * C;  // (C)
@@ -282,8 +270,9 @@ void cross_entropy_probs_forward(T* loss, T* lse, const T* x, const T* target, c
         [&](int64_t n, int64_t j0, int64_t w) {
             const T* xo = x + n * C * D + j0;  // (C, D), columns [0, w)
             const T* Po = target + n * C * D + j0;
-            T m[kColumns], s[kColumns], hard[kColumns] = {}, smooth[kColumns] = {};
-            column_max_expsum(m, s, static_cast<T*>(nullptr), xo, C, D, w, ops);
+            T m[kMaxColumns], s[kMaxColumns], hard[kMaxColumns] = {}, smooth[kMaxColumns] = {};
+            ops.col_max(m, xo, C, D, w);
+            ops.col_exp_sum(s, nullptr, xo, m, C, D, w);
             T* L = lse + n * D + j0;  // (w)
             for (int64_t j = 0; j < w; ++j) L[j] = m[j] + std::log(s[j]);
             for (int64_t c = 0; c < C; ++c) {
@@ -300,11 +289,11 @@ void cross_entropy_probs_forward(T* loss, T* lse, const T* x, const T* target, c
 
 template <typename T>
 void cross_entropy_probs_backward(T* dx, const T* dloss, const T* x, const T* lse, const T* target,
-                                       const T* weight, int64_t N, int64_t C, int64_t D, T eps) {
+                                  const T* weight, int64_t N, int64_t C, int64_t D, T eps) {
     const VecOps<T>& ops = vec_ops<T>();
     const T W = weight_sum(weight, C, ops);
     // dx[c] = g (p[c] S - w[c] q[c]),  S = sum_k w[k] q[k] = (1 - eps) sum_k w[k] P[k] + (eps / C) W
-    for_each_line(
+    for_each_line<T>(
         N, C, D,
         [&](int64_t n) {
             const T* xr = x + n * C;  // (C)
@@ -322,16 +311,15 @@ void cross_entropy_probs_backward(T* dx, const T* dloss, const T* x, const T* ls
             T* dxo = dx + n * C * D + j0;
             const T* L = lse + n * D + j0;  // (w)
             const T* g = dloss + n * D + j0;
-            T S[kColumns] = {};
+            T S[kMaxColumns] = {};
             for (int64_t c = 0; c < C; ++c) {
                 const T wc = weight ? weight[c] : T(1);
                 for (int64_t j = 0; j < w; ++j) S[j] += wc * Po[c * D + j];
             }
             for (int64_t j = 0; j < w; ++j) S[j] = smoothed(S[j], W, eps, C);
+            ops.col_exp_sum(nullptr, dxo, xo, L, C, D, w);  // p
             for (int64_t c = 0; c < C; ++c) {
                 T* dxc = dxo + c * D;
-                for (int64_t j = 0; j < w; ++j) dxc[j] = xo[c * D + j] - L[j];
-                ops.exp_sum(dxc, dxc, T(0), w);  // p
                 const T wc = weight ? weight[c] : T(1);
                 for (int64_t j = 0; j < w; ++j)
                     dxc[j] = g[j] * (S[j] * dxc[j] - wc * smoothed(Po[c * D + j], T(1), eps, C));

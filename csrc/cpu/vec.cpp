@@ -1,5 +1,5 @@
-// vec.cpp: the plain ("generic") row primitives, the run-time choice between them and the AVX2
-// ones (vec_avx2.cpp), and the thread count of the memory-bound kernels. Formulas in vec.h.
+// vec.cpp: the plain ("generic") primitives, the run-time choice between them and the AVX2 ones
+// (vec_avx2.cpp), and the thread count of the memory-bound kernels. Formulas in vec.h.
 #include "cpu/vec.h"
 
 #include <algorithm>
@@ -15,7 +15,7 @@ namespace cpu {
 namespace {
 
 // ----------------------------------------------------------------------------------------------
-// Generic primitives: one loop each, one accumulator
+// Generic primitives: plain loops, one accumulator
 
 template <typename T>
 T max_generic(const T* x, int64_t n) {
@@ -50,7 +50,26 @@ T exp_sum_generic(T* y, const T* x, T x0, int64_t n) {
 }
 
 template <typename T>
-constexpr VecOps<T> generic_ops{&max_generic<T>, &sum_generic<T>, &dot_generic<T>, &exp_sum_generic<T>};
+void col_max_generic(T* m, const T* x, int64_t rows, int64_t stride, int64_t w) {
+    std::fill(m, m + w, -std::numeric_limits<T>::infinity());
+    for (int64_t d = 0; d < rows; ++d)
+        for (int64_t j = 0; j < w; ++j) m[j] = x[d * stride + j] > m[j] ? x[d * stride + j] : m[j];
+}
+
+template <typename T>
+void col_exp_sum_generic(T* s, T* e, const T* x, const T* x0, int64_t rows, int64_t stride, int64_t w) {
+    if (s) std::fill(s, s + w, T(0));
+    for (int64_t d = 0; d < rows; ++d)
+        for (int64_t j = 0; j < w; ++j) {
+            const T v = std::exp(x[d * stride + j] - (x0 ? x0[j] : T(0)));
+            if (e) e[d * stride + j] = v;
+            if (s) s[j] += v;
+        }
+}
+
+template <typename T>
+constexpr VecOps<T> generic_ops{&max_generic<T>,     &sum_generic<T>,     &dot_generic<T>,
+                                &exp_sum_generic<T>, &col_max_generic<T>, &col_exp_sum_generic<T>};
 
 // ----------------------------------------------------------------------------------------------
 // Run-time choice

@@ -1,5 +1,6 @@
-// vec.h: the row primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy,
-// layer norm, batch norm): reductions over n contiguous values and a vectorised exp.
+// vec.h: the primitives of the memory-bound kernels (softmax, log-softmax, cross-entropy, layer
+// norm, batch norm): reductions over n contiguous values (a row) or along a strided dimension (a
+// block of columns), and a vectorised exp.
 //
 //   max(x, n)               = max_i x[i]                          (-inf when n == 0, NaN if any is)
 //   sum(x, x0, n)           = sum_i (x[i] - x0)
@@ -10,10 +11,19 @@
 // The shifts x0, a0, b0 make these "centred" sums, computed element by element: a variance is
 // dot(x, mean, x, mean, n), never sum(x^2) - n mean^2, so nothing cancels.
 //
+// Column primitives: the same along a strided dimension, for w positions side by side whose
+// values at one index d are contiguous (x[d * stride + j], j < w), vectorised across j, one call
+// for the whole (rows, w) block:
+//   col_max(m, x, rows, stride, w)             : m[j] = max_d x[d, j]
+//   col_exp_sum(s, e, x, x0, rows, stride, w)  : e[d, j] = exp(x[d, j] - x0[j]) is stored in
+//                                                e[d * stride + j] (unless e is null);
+//                                                s[j] = sum_d e[d, j] (unless s is null); x0 null: 0
+//
 // Two implementations of the table, chosen once at run time like the GEMM micro-kernel:
 //   - "generic": vec.cpp, plain loops and std::exp: the readable version, for any CPU;
 //   - "avx2":    vec_avx2.cpp (compiled with -mavx2 -mfma): 8 floats / 4 doubles per step, four
-//                accumulators, a polynomial exp. Used when the CPU has AVX2 and FMA.
+//                accumulators in the row reductions, a polynomial exp. Used when the CPU has AVX2
+//                and FMA.
 //
 // This header holds declarations only (no inline code), so that vec_avx2.cpp can include it
 // without emitting an AVX2-compiled copy of a shared inline function.
@@ -25,7 +35,7 @@ namespace kg {
 namespace cpu {
 
 // ----------------------------------------------------------------------------------------------
-// Row primitives: one table of functions per dtype
+// The primitives: one table of functions per dtype
 
 template <typename T>
 struct VecOps {
@@ -33,6 +43,9 @@ struct VecOps {
     T (*sum)(const T* x, T x0, int64_t n);                       // x: (n,)
     T (*dot)(const T* a, T a0, const T* b, T b0, int64_t n);     // a, b: (n,)
     T (*exp_sum)(T* y, const T* x, T x0, int64_t n);             // y: (n,) or null, x: (n,); y may be x
+    // m, s, x0: (w);  x, e: (rows, stride), columns [0, w) used; e may be x
+    void (*col_max)(T* m, const T* x, int64_t rows, int64_t stride, int64_t w);
+    void (*col_exp_sum)(T* s, T* e, const T* x, const T* x0, int64_t rows, int64_t stride, int64_t w);
 };
 
 // The table in use (float or double).

@@ -1,10 +1,11 @@
-// vec_avx2.cpp: the AVX2 + FMA row primitives (formulas in vec.h), one template each for float
+// vec_avx2.cpp: the AVX2 + FMA primitives (formulas in vec.h), one template each for float
 // (8 lanes) and double (4 lanes). Compiled with -mavx2 -mfma; vec.cpp hands these out only after
 // __builtin_cpu_supports("avx2") && ("fma") said yes.
 //
-// Reductions walk a row in blocks of four vectors into four independent accumulators (an add or
-// a max has several cycles of latency: a single chain would leave the units idle), then single
-// vectors, then the last n % width values with masked loads and stores.
+// Row reductions walk a row in blocks of four vectors into four independent accumulators (an add
+// or a max has several cycles of latency: a single chain would leave the units idle), then single
+// vectors, then the last n % width values with masked loads and stores. Column primitives walk
+// the rows in memory order, vectorised across the positions.
 //
 // exp (Cephes-style range reduction, Taylor polynomial):
 //   exp(x) = 2^k exp(r),   k = round(x / ln2),   r = x - k ln2 in [-ln2/2, ln2/2]
@@ -14,6 +15,8 @@
 //   2^k goes into the exponent bits (Ymm::mul_pow2), so results below the smallest normal number
 //   are denormals or 0 and results above the largest are inf, as with std::exp. x is first clamped
 //   to [lo, hi], outside of which exp is already 0 / inf; -inf gives 0, +inf gives inf, NaN gives NaN.
+#include <type_traits>
+
 #include "cpu/vec.h"
 #include "cpu/ymm.h"
 
@@ -61,7 +64,7 @@ inline V<T> vexp(V<T> x) {
 }
 
 // ----------------------------------------------------------------------------------------------
-// Reductions
+// Row reductions
 
 // max(a, b) per lane, NaN where either is NaN (Y::max alone returns b when a is NaN)
 template <typename T>
@@ -158,15 +161,92 @@ T exp_sum_avx2(T* y, const T* x, T x0, int64_t n) {
     return Y::hsum(s);
 }
 
+// ----------------------------------------------------------------------------------------------
+// Column primitives: w positions side by side, x[d * stride + j]. The rows d are walked in memory
+// order; the running value of each position lives in the output array (m or s: w values, in L1),
+// updated a vector of positions at a time, the last w % width positions with masked loads and
+// stores.
+
+// The vector of positions at p: every lane, or (Tail) the lanes in mask, `fill` in the others.
+template <typename T, bool Tail>
+inline V<T> load_columns(const T* p, V<T> mask, V<T> fill) {
+    if constexpr (Tail) {
+        return Ymm<T>::select(mask, Ymm<T>::maskload(p, mask), fill);
+    } else {
+        return Ymm<T>::loadu(p);
+    }
+}
+
+template <typename T, bool Tail>
+inline void store_columns(T* p, V<T> mask, V<T> v) {
+    if constexpr (Tail) {
+        Ymm<T>::maskstore(p, mask, v);
+    } else {
+        Ymm<T>::storeu(p, v);
+    }
+}
+
+// fn(j, mask, tail) for each vector of positions [j, j + width) of w: the full vectors with
+// tail = std::false_type{}, then the partial one, if any, with its lane mask and std::true_type{}.
+template <typename T, typename Fn>
+inline void for_each_column_vector(int64_t w, Fn fn) {
+    using Y = Ymm<T>;
+    int64_t j = 0;
+    for (; j + Y::width <= w; j += Y::width) fn(j, Y::zero(), std::false_type{});
+    if (j < w) fn(j, Y::tail_mask(w - j), std::true_type{});
+}
+
+// m[j] = max_d x[d * stride + j]
+template <typename T>
+void col_max_avx2(T* m, const T* x, int64_t rows, int64_t stride, int64_t w) {
+    using Y = Ymm<T>;
+    const V<T> ninf = Y::set1(T(-__builtin_inf()));
+    for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
+        store_columns<T, decltype(tail)::value>(m + j, mask, ninf);
+    });
+    for (int64_t d = 0; d < rows; ++d) {
+        const T* xd = x + d * stride;  // (w)
+        for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
+            constexpr bool Tail = decltype(tail)::value;
+            const V<T> v = Y::max(load_columns<T, Tail>(m + j, mask, ninf), load_columns<T, Tail>(xd + j, mask, ninf));
+            store_columns<T, Tail>(m + j, mask, v);
+        });
+    }
+}
+
+// e[d * stride + j] = exp(x[d * stride + j] - x0[j]) (e may be null or x; x0 null: 0) and
+// s[j] = its sum over d (s may be null)
+template <typename T>
+void col_exp_sum_avx2(T* s, T* e, const T* x, const T* x0, int64_t rows, int64_t stride, int64_t w) {
+    using Y = Ymm<T>;
+    if (s) {
+        for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
+            store_columns<T, decltype(tail)::value>(s + j, mask, Y::zero());
+        });
+    }
+    for (int64_t d = 0; d < rows; ++d) {
+        const T* xd = x + d * stride;  // (w)
+        T* ed = e ? e + d * stride : nullptr;
+        for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
+            constexpr bool Tail = decltype(tail)::value;
+            const V<T> shift = x0 ? load_columns<T, Tail>(x0 + j, mask, Y::zero()) : Y::zero();
+            V<T> v = vexp<T>(Y::sub(load_columns<T, Tail>(xd + j, mask, Y::zero()), shift));
+            if constexpr (Tail) v = Y::select(mask, v, Y::zero());
+            if (ed) store_columns<T, Tail>(ed + j, mask, v);
+            if (s) store_columns<T, Tail>(s + j, mask, Y::add(load_columns<T, Tail>(s + j, mask, Y::zero()), v));
+        });
+    }
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------------------------------------
 // The tables (declared in vec.h)
 
-const VecOps<float> vec_ops_avx2_float{&max_avx2<float>, &sum_avx2<float>, &dot_avx2<float>,
-                                       &exp_sum_avx2<float>};
-const VecOps<double> vec_ops_avx2_double{&max_avx2<double>, &sum_avx2<double>, &dot_avx2<double>,
-                                         &exp_sum_avx2<double>};
+const VecOps<float> vec_ops_avx2_float{&max_avx2<float>,     &sum_avx2<float>,     &dot_avx2<float>,
+                                       &exp_sum_avx2<float>, &col_max_avx2<float>, &col_exp_sum_avx2<float>};
+const VecOps<double> vec_ops_avx2_double{&max_avx2<double>,     &sum_avx2<double>,     &dot_avx2<double>,
+                                         &exp_sum_avx2<double>, &col_max_avx2<double>, &col_exp_sum_avx2<double>};
 
 }  // namespace cpu
 }  // namespace kg

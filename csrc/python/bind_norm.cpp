@@ -397,7 +397,7 @@ py::tuple batch_norm_backward(const py::handle& dy_arg, const py::handle& x_arg,
 }
 
 // ----------------------------------------------------------------------------------------------
-// Row-primitive choice
+// vec.h primitives: generic or AVX2
 
 void set_vec_isa(const std::string& name) {
     if (!kg::cpu::vec_set_isa(name.c_str()))
@@ -528,9 +528,9 @@ void bind_norm(py::module_& m) {
         "-> (dx, dweight, dbias). training: mean and var are x's batch statistics (their gradient\n"
         "flows into dx); otherwise they are constants (running statistics).");
 
-    m.def("vec_isa", &kg::cpu::vec_isa, "Row primitives in use (softmax, norms): 'avx2' or 'generic'.");
+    m.def("vec_isa", &kg::cpu::vec_isa, "vec.h primitives in use (softmax, norms): 'avx2' or 'generic'.");
     m.def("_set_vec_isa", &set_vec_isa, arg("name"),
-          "Testing hook: 'generic' forces the plain row primitives, 'auto' picks by CPU.");
+          "Testing hook: 'generic' forces the plain vec.h primitives, 'auto' picks by CPU.");
     // KERNELGRAD_ISA=generic (or auto) at import time, as for the GEMM (which warns about other values)
     if (const char* isa = std::getenv("KERNELGRAD_ISA"); isa != nullptr && *isa != '\0') kg::cpu::vec_set_isa(isa);
 }
