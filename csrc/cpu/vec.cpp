@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "cpu/isa.h"
 #include "cpu/parallel.h"
 
 namespace kg {
@@ -78,8 +79,7 @@ enum class Isa { generic, avx2 };
 
 Isa detect_isa() {
 #ifdef KG_VEC_AVX2
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return Isa::avx2;
+    if (cpu_has_avx2_fma()) return Isa::avx2;
 #endif
     return Isa::generic;
 }
