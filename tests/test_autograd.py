@@ -501,3 +501,33 @@ def test_double_backward_matches_torch(rng):
     tx, tw = run(torch, torch.tensor(a, requires_grad=True), torch.tensor(wv, requires_grad=True))
     np.testing.assert_allclose(npy(kx), tx.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(npy(kw), tw.numpy(), rtol=1e-10, atol=1e-12)
+
+
+# --- leaves keep an unshared gradient buffer instead of copying it; shared ones are copied ------
+
+def test_leaf_gradients_never_alias_other_tensors():
+    x = kg.randn(4, requires_grad=True)
+    y = kg.randn(4, requires_grad=True)
+    (x + y).backward(kg.ones(4))  # Add hands one gradient to both leaves
+    assert not np.shares_memory(x.grad.numpy(), y.grad.numpy())
+    x.grad = None
+    g = kg.full((4,), 3.0)
+    (x * 1).backward(g)  # the caller's gradient passes straight through
+    assert not np.shares_memory(x.grad.numpy(), g.numpy())
+    g.fill_(0)
+    assert np.allclose(x.grad.numpy(), 3.0)
+    x.grad = None
+    w = x.clone()
+    w.retain_grad()
+    (w * 2).sum().backward()  # Clone passes the retained gradient on
+    assert not np.shares_memory(x.grad.numpy(), w.grad.numpy())
+    x.grad = None
+    kept = []
+    handle = x.register_hook(lambda grad: kept.append(grad))
+    (x * 2).sum().backward()
+    handle.remove()
+    assert not np.shares_memory(x.grad.numpy(), kept[0].numpy())
+    x.grad = None
+    (x * x).sum().backward()
+    (x * x).sum().backward()  # accumulation in place stays right
+    np.testing.assert_allclose(x.grad.numpy(), 4 * x.detach().numpy(), rtol=1e-6)

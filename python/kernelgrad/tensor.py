@@ -9,6 +9,7 @@ gradient of `y[0].mul_(2)` flows through `y` as it does in PyTorch.
 """
 import collections
 import numbers
+import sys
 
 import numpy as np
 
@@ -404,7 +405,12 @@ class Tensor:
 
     def _accumulate_grad(self, g, create_graph):
         if self._grad is None:
-            self._grad = g if create_graph else Tensor._make(backend_for(g.device).copy(g._data), g.device)
+            if create_graph:
+                self._grad = g
+            elif _private_gradient(g):  # nobody else can see this buffer: keep it, as PyTorch does
+                self._grad = Tensor._make(g._data, g.device)
+            else:
+                self._grad = Tensor._make(backend_for(g.device).copy(g._data), g.device)
         elif create_graph or self._grad.requires_grad:
             self._grad = self._grad + g
         else:
@@ -1085,6 +1091,18 @@ class Tensor:
 
 
 # --- helpers used above and by the module-level functions
+def _private_gradient(g):
+    """True when the engine holds the only references to gradient g and to its memory, so a leaf
+    may keep the buffer instead of copying it. The counts are the references this check itself
+    makes: g from the engine's buffer list, _accumulate_grad's and this function's parameters and
+    getrefcount's argument; the array from g, the local name and getrefcount's argument. Anything
+    more (a user's root gradient, a hook that kept it, a retained grad, a second leaf given the
+    same tensor, a view) makes it shared, and it is copied."""
+    d = g._data
+    return (isinstance(d, np.ndarray) and d.base is None and d.flags.writeable and d.flags.c_contiguous
+            and sys.getrefcount(g) <= 4 and sys.getrefcount(d) <= 3)
+
+
 def parse_to_args(args, kwargs):
     """(device or None, dtype or None) from the arguments of `.to(...)` (Tensor and Module)."""
     device = kwargs.pop("device", None)

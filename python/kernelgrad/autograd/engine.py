@@ -127,6 +127,7 @@ def run_backward(tensors, grads, retain_graph, create_graph, inputs=None):
                 if nb is None:
                     nb = buffers[nxt] = [None] * nxt.num_outputs
                 _accumulate(nb, i, g)
+            grads_in = g = None  # hold no gradient past its node (leaves may keep unshared buffers)
     return results if capture is not None else None
 
 
