@@ -20,9 +20,7 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <new>
 
@@ -39,16 +37,11 @@ namespace {
 template <typename T>
 using Ukernel = void (*)(int64_t kc, const T* Ap, const T* Bp, T* C, ptrdiff_t rsc, T beta);
 
-enum class Isa { generic, avx2 };
-
-Isa detect_isa() {
 #ifdef KG_GEMM_AVX2
-    if (cpu_has_avx2_fma()) return Isa::avx2;
+IsaChoice g_isa{true};
+#else
+IsaChoice g_isa{false};
 #endif
-    return Isa::generic;
-}
-
-std::atomic<Isa> g_isa{detect_isa()};
 
 // C (MR x NR, row stride rsc) = Ap (MR x kc) @ Bp (kc x NR) + beta * C
 template <typename T>
@@ -66,7 +59,7 @@ void ukernel_generic(int64_t kc, const T* Ap, const T* Bp, T* C, ptrdiff_t rsc, 
 template <typename T>
 Ukernel<T> current_ukernel() {
 #ifdef KG_GEMM_AVX2
-    if (g_isa.load() == Isa::avx2) return static_cast<Ukernel<T>>(&gemm_ukernel_avx2);
+    if (g_isa.avx2()) return static_cast<Ukernel<T>>(&gemm_ukernel_avx2);
 #endif
     return &ukernel_generic<T>;
 }
@@ -416,18 +409,9 @@ void gemm(double* C, ptrdiff_t rsc, ptrdiff_t csc, const double* A, ptrdiff_t rs
     gemm_batched(&C, rsc, csc, &A, rsa, csa, &B, rsb, csb, 1, M, N, K, beta);
 }
 
-const char* gemm_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }
+const char* gemm_isa() { return g_isa.name(); }
 
-bool gemm_set_isa(const char* name) {
-    if (std::strcmp(name, "auto") == 0) {
-        g_isa.store(detect_isa());
-    } else if (std::strcmp(name, "generic") == 0) {
-        g_isa.store(Isa::generic);
-    } else {
-        return false;
-    }
-    return true;
-}
+bool gemm_set_isa(const char* name) { return g_isa.set(name); }
 
 }  // namespace cpu
 }  // namespace kg

@@ -3,9 +3,7 @@
 #include "cpu/vec.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "cpu/isa.h"
@@ -75,16 +73,11 @@ constexpr VecOps<T> generic_ops{&max_generic<T>,     &sum_generic<T>,     &dot_g
 // ----------------------------------------------------------------------------------------------
 // Run-time choice
 
-enum class Isa { generic, avx2 };
-
-Isa detect_isa() {
 #ifdef KG_VEC_AVX2
-    if (cpu_has_avx2_fma()) return Isa::avx2;
+IsaChoice g_isa{true};
+#else
+IsaChoice g_isa{false};
 #endif
-    return Isa::generic;
-}
-
-std::atomic<Isa> g_isa{detect_isa()};
 
 // Below this many values per thread, waking another thread costs more than it saves.
 constexpr int64_t kMinElementsPerThread = int64_t(1) << 14;
@@ -94,7 +87,7 @@ constexpr int64_t kMinElementsPerThread = int64_t(1) << 14;
 template <>
 const VecOps<float>& vec_ops<float>() {
 #ifdef KG_VEC_AVX2
-    if (g_isa.load(std::memory_order_relaxed) == Isa::avx2) return vec_ops_avx2_float;
+    if (g_isa.avx2()) return vec_ops_avx2_float;
 #endif
     return generic_ops<float>;
 }
@@ -102,23 +95,14 @@ const VecOps<float>& vec_ops<float>() {
 template <>
 const VecOps<double>& vec_ops<double>() {
 #ifdef KG_VEC_AVX2
-    if (g_isa.load(std::memory_order_relaxed) == Isa::avx2) return vec_ops_avx2_double;
+    if (g_isa.avx2()) return vec_ops_avx2_double;
 #endif
     return generic_ops<double>;
 }
 
-const char* vec_isa() { return g_isa.load() == Isa::avx2 ? "avx2" : "generic"; }
+const char* vec_isa() { return g_isa.name(); }
 
-bool vec_set_isa(const char* name) {
-    if (std::strcmp(name, "auto") == 0) {
-        g_isa.store(detect_isa());
-    } else if (std::strcmp(name, "generic") == 0) {
-        g_isa.store(Isa::generic);
-    } else {
-        return false;
-    }
-    return true;
-}
+bool vec_set_isa(const char* name) { return g_isa.set(name); }
 
 int memory_bound_threads(int64_t elements) {
     return static_cast<int>(std::clamp<int64_t>(elements / kMinElementsPerThread, 1, get_num_threads()));
