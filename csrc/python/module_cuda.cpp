@@ -3,7 +3,7 @@
 //     which loads the driver lazily: the module imports on a machine without GPU or driver and
 //     then reports device_count() == 0);
 //   - kernelgrad._cuda_emu (with KG_CUDA_EMU) against the CUDA emulator.
-// For now it exposes the device queries and the self-test kernels (csrc/cuda/selftest.cu), each
+// It exposes the device queries, the device-array layer (bind_cuda_*.cpp) and the self-test kernels (csrc/cuda/selftest.cu), each
 // taking and returning NumPy arrays: inputs are copied to cudaMalloc'ed memory, outputs back.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -16,6 +16,7 @@
 
 #include "cuda/kg_cuda.cuh"
 #include "cuda/selftest.h"
+#include "python/bind_cuda.h"
 
 #if !defined(KG_CUDA_MODULE_NAME)
 #error "KG_CUDA_MODULE_NAME must name the module (_cuda or _cuda_emu)"
@@ -80,6 +81,7 @@ int device_count() {
 PYBIND11_MODULE(KG_CUDA_MODULE_NAME, m) {
     namespace st = kg::selftest;
     m.doc() = "kernelgrad's CUDA kernels (the real runtime, or the CPU emulator: see is_emulated())";
+    kg::cuda::bind_cuda_tensor(m);
 
 #if defined(KG_CUDA_EMU)
     m.def("is_emulated", [] { return true; }, "True: the CUDA kernels run on the CPU emulator");
