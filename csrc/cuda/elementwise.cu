@@ -19,6 +19,38 @@ namespace cuda {
 namespace {
 
 // ---------------------------------------------------------------------------------------------
+// sin and cos. CUDA's sin/cos reduce huge arguments (Payne-Hanek) in a local-memory array, which
+// the strict build forbids; instead x / pi is formed in double-double (1/pi to 106 bits, x times
+// it exactly by fma) and sinpi/cospi, whose reduction mod 2 is exact, finish. The reduction error
+// is about |x| * 2^-106: float inputs are exact to the last bit everywhere, double inputs up to
+// |x| ~ 2^50 (beyond, a double's spacing exceeds 2 pi anyway).
+
+__device__ inline double over_pi(double x, double* lo) {
+    constexpr double kInvPiHi = 0.3183098861837907, kInvPiLo = -1.9678676675182486e-17;
+    const double hi = x * kInvPiHi;
+    *lo = fma(x, kInvPiHi, -hi) + x * kInvPiLo;
+    return hi;
+}
+
+__device__ inline double reduced_turns(double x) {  // x / pi mod 2, in [-1, 1]
+    double lo;
+    const double hi = over_pi(x, &lo);
+    return (hi - 2.0 * rint(0.5 * hi)) + lo;
+}
+
+template <typename C>
+__device__ inline C sine(C x) {
+    if (!isfinite(x)) return x - x;  // NaN, and NaN for +-inf
+    return C(sinpi(reduced_turns(static_cast<double>(x))));
+}
+
+template <typename C>
+__device__ inline C cosine(C x) {
+    if (!isfinite(x)) return x - x;
+    return C(cospi(reduced_turns(static_cast<double>(x))));
+}
+
+// ---------------------------------------------------------------------------------------------
 // Scalar functions, C = compute type (bool, int64_t, float, double)
 
 template <typename C>
@@ -33,8 +65,8 @@ __device__ inline C unary_value(UnaryOp op, C x) {
             case UnaryOp::log1p: return log1p(x);
             case UnaryOp::sqrt: return sqrt(x);
             case UnaryOp::rsqrt: return C(1) / sqrt(x);
-            case UnaryOp::sin: return sin(x);
-            case UnaryOp::cos: return cos(x);
+            case UnaryOp::sin: return sine(x);
+            case UnaryOp::cos: return cosine(x);
             case UnaryOp::tanh: return tanh(x);
             case UnaryOp::sigmoid: {  // 1 / (1 + e^-x) for x >= 0, e^x / (1 + e^x) for x < 0
                 const C e = exp(-fabs(x));

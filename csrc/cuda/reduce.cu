@@ -12,7 +12,7 @@
 
 #include <cmath>
 #include <cstdint>
-#include <limits>
+#include <climits>
 #include <type_traits>
 
 #include "cuda/kg_cuda.cuh"
@@ -31,16 +31,19 @@ template <typename T> struct AccOf { using type = compute_t<T>; };
 template <> struct AccOf<bool> { using type = int; };
 template <typename T> using acc_t = typename AccOf<T>::type;
 
+// (std::numeric_limits is host-only under nvcc)
 template <typename A>
 __device__ inline A lowest() {
-    if constexpr (std::is_floating_point<A>::value) return -std::numeric_limits<A>::infinity();
-    return std::numeric_limits<A>::lowest();
+    if constexpr (std::is_floating_point<A>::value) return -A(INFINITY);
+    if constexpr (std::is_same<A, int64_t>::value) return INT64_MIN;
+    return A(INT_MIN);
 }
 
 template <typename A>
 __device__ inline A highest() {
-    if constexpr (std::is_floating_point<A>::value) return std::numeric_limits<A>::infinity();
-    return std::numeric_limits<A>::max();
+    if constexpr (std::is_floating_point<A>::value) return A(INFINITY);
+    if constexpr (std::is_same<A, int64_t>::value) return INT64_MAX;
+    return A(INT_MAX);
 }
 
 template <typename A>

@@ -227,6 +227,15 @@ inline float __fmaf_rn(float a, float b, float c) { return fmaf(a, b, c); }
 inline double __dadd_rn(double a, double b) { return a + b; }
 inline double __dmul_rn(double a, double b) { return a * b; }
 inline double __fma_rn(double a, double b, double c) { return fma(a, b, c); }
+// sin(pi x), cos(pi x): CUDA's exact-reduction trig (glibc has none before 2.41). x mod 2 is exact.
+inline double sinpi(double x) {
+    const double t = x - 2.0 * nearbyint(0.5 * x);  // [-1, 1]
+    return t == 1.0 || t == -1.0 || t == 0.0 ? copysign(0.0, x) : sin(3.14159265358979323846 * t);
+}
+inline double cospi(double x) {
+    const double t = fabs(x - 2.0 * nearbyint(0.5 * x));  // [0, 1]
+    return t == 0.5 ? 0.0 : cos(3.14159265358979323846 * t);
+}
 inline float normcdff(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
 inline double normcdf(double x) { return 0.5 * erfc(-x * 0.70710678118654752); }
 
