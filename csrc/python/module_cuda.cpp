@@ -97,6 +97,11 @@ PYBIND11_MODULE(KG_CUDA_MODULE_NAME, m) {
     m.def("is_emulated", [] { return false; }, "False: the CUDA kernels run on a GPU");
 #endif
     m.def("device_count", &device_count, "Number of CUDA devices (0 without a GPU or driver).");
+    m.def("device_name", [](int index) {
+        cudaDeviceProp prop{};
+        KG_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
+        return std::string(prop.name);
+    }, py::arg("index") = 0);
 
     // --- self-test kernels
     m.def("vector_add", [](Array<float> a, Array<float> b, int grid, int block) {

@@ -185,8 +185,7 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
         is_int = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
         dtype = D.int64 if is_int else D.get_default_dtype()
     device, B = _on(device)
-    return _finish(B.asarray(np.arange(start, end, step, dtype=np.float64 if dtype.is_floating_point else np.int64)
-                             .astype(dtype.np)), device, requires_grad)
+    return _finish(B.arange(start, end, step, dtype.np), device, requires_grad)
 
 
 def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
@@ -194,7 +193,7 @@ def linspace(start, end, steps, dtype=None, device=None, requires_grad=False):
         raise ValueError(f"linspace: steps must be a non-negative int, got {steps!r}")
     dtype = D.as_dtype(dtype, "linspace") or D.get_default_dtype()
     device, B = _on(device)
-    return _finish(B.from_numpy(np.linspace(start, end, steps).astype(dtype.np)), device, requires_grad)
+    return _finish(B.linspace(start, end, steps, dtype.np), device, requires_grad)
 
 
 def eye(n, m=None, dtype=None, device=None, requires_grad=False):
@@ -213,7 +212,7 @@ def _random(what, size, dtype, device, generator, requires_grad, draw):
     if not dtype.is_floating_point:
         raise TypeError(f"{what}: expected a floating point dtype, got {dtype.name}")
     device, B = _on(device)
-    data = draw(B, _gen(generator)._np, _shape(size, what), dtype.np)
+    data = draw(B, _gen(generator), _shape(size, what), dtype.np)
     return _finish(data, device, requires_grad)
 
 
@@ -239,7 +238,7 @@ def randint(low, high=None, size=None, generator=None, dtype=None, device=None, 
         raise RuntimeError(f"randint: expected low < high, got low={low}, high={high}")
     dtype = D.as_dtype(dtype, "randint") or D.int64
     device, B = _on(device)
-    data = B.integers(_gen(generator)._np, low, high, _shape((tuple(size),), "randint"))
+    data = B.integers(_gen(generator), low, high, _shape((tuple(size),), "randint"))
     if dtype != D.int64:
         data = B.astype(data, dtype.np)
     return _finish(data, device, requires_grad)
@@ -249,6 +248,6 @@ def randperm(n, generator=None, dtype=None, device=None):
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"randperm: n must be a non-negative int, got {n!r}")
     device, B = _on(device)
-    data = B.permutation(_gen(generator)._np, int(n))
+    data = B.permutation(_gen(generator), int(n))
     dtype = D.as_dtype(dtype, "randperm") or D.int64
     return _finish(B.astype(data, dtype.np), device, False)

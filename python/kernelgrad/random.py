@@ -15,7 +15,8 @@ class Generator:
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
             raise TypeError(f"manual_seed: expected an int seed, got {type(seed).__name__}")
         self._seed = int(seed) % (2**64)
-        self._np = np.random.Generator(np.random.Philox(key=self._seed))
+        self._np = np.random.Generator(np.random.Philox(key=self._seed))  # the CPU stream
+        self._cuda_offset = 0  # the CUDA stream: Philox counters already used under this seed
         return self
 
     def initial_seed(self):
@@ -27,10 +28,13 @@ class Generator:
         return s
 
     def get_state(self):
-        return self._np.bit_generator.state
+        return {"cpu": self._np.bit_generator.state, "seed": self._seed, "cuda_offset": self._cuda_offset}
 
     def set_state(self, state):
-        self._np.bit_generator.state = state
+        if not isinstance(state, dict) or "cpu" not in state:
+            raise TypeError("set_state: expected a state from get_state()")
+        self._np.bit_generator.state = state["cpu"]
+        self._seed, self._cuda_offset = int(state["seed"]), int(state["cuda_offset"])
         return self
 
 

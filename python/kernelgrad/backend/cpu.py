@@ -20,7 +20,8 @@ __all__ = [
     "sum", "prod", "amax", "amin", "argmax", "argmin", "all", "any", "cumprod",
     # shape and memory
     "reshape", "transpose", "broadcast_to", "concatenate", "tril", "triu", "copy", "ascontiguous",
-    "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype",
+    "getitem", "setitem", "may_share_memory", "index_add", "gather", "scatter_add", "astype", "is_contiguous",
+    "nonzero", "cumsum",
     # kernels
     "matmul", "erf", "erfc",
     "softmax", "log_softmax", "softmax_backward", "log_softmax_backward", "cross_entropy", "cross_entropy_backward", "cross_entropy_probs", "cross_entropy_probs_backward", "layer_norm", "layer_norm_backward", "batch_norm", "batch_norm_backward",  # noqa: E501
@@ -36,9 +37,17 @@ asarray = np.asarray
 empty = np.empty
 zeros = np.zeros
 full = np.full
-arange = np.arange
-linspace = np.linspace
 eye = np.eye
+
+
+def arange(start, stop, step, dtype):
+    """start, start + step, ... below stop, computed in float64 (int64 for an integer dtype), as dtype."""
+    wide = np.int64 if np.dtype(dtype).kind in "iub" else np.float64
+    return np.arange(start, stop, step, dtype=wide).astype(dtype, copy=False)
+
+
+def linspace(start, stop, num, dtype):
+    return np.linspace(start, stop, num).astype(dtype, copy=False)
 
 
 def to_numpy(a):
@@ -146,6 +155,12 @@ def astype(a, npdtype):
 
 
 may_share_memory = np.may_share_memory
+nonzero = np.nonzero
+cumsum = np.cumsum
+
+
+def is_contiguous(a):
+    return bool(a.flags["C_CONTIGUOUS"])
 
 
 def getitem(a, index):
@@ -194,24 +209,24 @@ def matmul(a, b):
     return _C.matmul(a, b)
 
 
-# --- random: `gen` is a numpy.random.Generator owned by a kg.Generator
+# --- random: `gen` is a kg.Generator; the CPU stream is its numpy.random.Generator (Philox)
 def uniform(gen, shape, npdtype):
-    return gen.random(shape, dtype=np.float64).astype(npdtype, copy=False) if npdtype != np.float32 \
-        else gen.random(shape, dtype=np.float32)
+    return gen._np.random(shape, dtype=np.float64).astype(npdtype, copy=False) if npdtype != np.float32 \
+        else gen._np.random(shape, dtype=np.float32)
 
 
 def normal(gen, shape, npdtype):
     if npdtype == np.float32:
-        return gen.standard_normal(shape, dtype=np.float32)
-    return gen.standard_normal(shape).astype(npdtype, copy=False)
+        return gen._np.standard_normal(shape, dtype=np.float32)
+    return gen._np.standard_normal(shape).astype(npdtype, copy=False)
 
 
 def integers(gen, low, high, shape):
-    return gen.integers(low, high, size=shape, dtype=np.int64)
+    return gen._np.integers(low, high, size=shape, dtype=np.int64)
 
 
 def permutation(gen, n):
-    return gen.permutation(n).astype(np.int64)
+    return gen._np.permutation(n).astype(np.int64)
 
 
 # --- convolution (csrc/cpu/conv2d.cpp). Geometry arguments are (h, w) pairs; padding is the top and
