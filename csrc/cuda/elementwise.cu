@@ -20,22 +20,28 @@ namespace {
 
 // ---------------------------------------------------------------------------------------------
 // sin and cos. CUDA's sin/cos reduce huge arguments (Payne-Hanek) in a local-memory array, which
-// the strict build forbids; instead x / pi is formed in double-double (1/pi to 106 bits, x times
-// it exactly by fma) and sinpi/cospi, whose reduction mod 2 is exact, finish. The reduction error
-// is about |x| * 2^-106: float inputs are exact to the last bit everywhere, double inputs up to
-// |x| ~ 2^50 (beyond, a double's spacing exceeds 2 pi anyway).
+// the strict build forbids; instead x / pi mod 2 is formed here and sinpi/cospi, whose own
+// reduction is exact, finish. 1/pi is split into four doubles (212 bits); x times each is split
+// exactly into two doubles by fma, and each product is reduced mod 2 exactly (a double's value mod
+// 2 is exact), so the only errors are the final sum's: ~2^-53 of a turn, for every float and for
+// doubles up to ~2^150 (larger doubles would need more terms of 1/pi).
 
-__device__ inline double over_pi(double x, double* lo) {
-    constexpr double kInvPiHi = 0.3183098861837907, kInvPiLo = -1.9678676675182486e-17;
-    const double hi = x * kInvPiHi;
-    *lo = fma(x, kInvPiHi, -hi) + x * kInvPiLo;
-    return hi;
-}
+__device__ inline double mod2(double v) { return v - 2.0 * rint(0.5 * v); }  // exact, in [-1, 1]
 
-__device__ inline double reduced_turns(double x) {  // x / pi mod 2, in [-1, 1]
-    double lo;
-    const double hi = over_pi(x, &lo);
-    return (hi - 2.0 * rint(0.5 * hi)) + lo;
+__device__ inline double reduced_turns(double x) {  // x / pi mod 2
+    constexpr double kInvPi0 = 0.3183098861837907, kInvPi1 = -1.9678676675182486e-17,
+                     kInvPi2 = -1.0721436282893004e-33, kInvPi3 = 8.053563926594112e-50;
+    const double terms[4] = {kInvPi0, kInvPi1, kInvPi2, kInvPi3};
+    double sum = 0.0, carry = 0.0;  // a compensated (TwoSum) sum of the exact pieces
+    KG_UNROLL
+    for (int j = 0; j < 8; ++j) {
+        const double p = x * terms[j / 2];
+        const double piece = mod2(j % 2 == 0 ? p : fma(x, terms[j / 2], -p));
+        const double t = sum + piece, back = t - sum;
+        carry += (sum - (t - back)) + (piece - back);
+        sum = mod2(t);
+    }
+    return sum + carry;
 }
 
 template <typename C>
