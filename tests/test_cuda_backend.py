@@ -279,13 +279,13 @@ def test_where_clip_and_out(B):
 # --- reductions
 
 
-@pytest.mark.parametrize("name", ["sum", "prod", "amax", "amin", "all", "any", "argmax", "argmin"])
-@pytest.mark.parametrize("axis", [None, 0, 1, -1, (0, 2)])
+@pytest.mark.parametrize("name,axis", [(name, axis) for name in ["sum", "prod", "amax", "amin", "all", "any",
+                                                                   "argmax", "argmin"]
+                                       for axis in [None, 0, 1, -1, (0, 2)]
+                                       if not (name.startswith("arg") and isinstance(axis, tuple))])
 def test_reductions_match_numpy(B, name, axis, rng):
     a = rng.standard_normal((3, 37, 4)).astype(np.float32)
     a[1, 5, 2] = a[1, 9, 2]  # a tie for the arg reductions
-    if name in ("argmax", "argmin") and isinstance(axis, tuple):
-        pytest.skip("NumPy's argmax takes one axis")
     for keepdims in (False, True):
         expected = getattr(np, name)(a, axis=axis, keepdims=keepdims)
         got = host(B, getattr(B, name)(dev(B, a), axis=axis, keepdims=keepdims))
