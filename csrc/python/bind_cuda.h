@@ -8,6 +8,7 @@ namespace kg {
 namespace cuda {
 
 void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, reductions, indexing
+void bind_cuda_conv(pybind11::module_& m);    // conv2d: argument checks, im2col / col2im
 void bind_cuda_random(pybind11::module_& m);  // Philox streams: raw, uniform, normal, integers, randperm
 
 }  // namespace cuda
