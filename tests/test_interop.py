@@ -253,6 +253,8 @@ def test_contiguous_of_transposed_has_values(device):
     np.testing.assert_array_equal(npy(c), a.T)
     if device == "cpu":
         assert c.numpy().flags["C_CONTIGUOUS"]
+    assert kg.zeros(2, 0, 4, device=device).is_contiguous()  # empty: contiguous whatever the strides, as NumPy
+    assert kg.zeros(2, 0, device=device).T.is_contiguous()
 
 
 def test_from_numpy_rejects_unsupported_dtype(device):

@@ -181,6 +181,8 @@ def _new(shape, dtype):
 
 
 def is_contiguous(a):
+    if a.size == 0:  # as NumPy: an empty array is contiguous whatever its strides
+        return True
     expected = 1
     for s, st in zip(reversed(a.shape), reversed(a._strides)):
         if s != 1 and st != expected:
