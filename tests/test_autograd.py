@@ -85,7 +85,8 @@ def test_function_needs_input_grad_and_non_tensor_args(device):
     assert ScaledMul.seen_needs_input_grad == (True, False, False)
     np.testing.assert_allclose(npy(a.grad), [1.5, 2.0])
     assert b.grad is None
-    assert gradcheck(lambda p, q: ScaledMul.apply(p, q, 1.5), (f64([1.0, 2.0], device=device), f64([-1.0, 0.5], device=device)))
+    inputs = (f64([1.0, 2.0], device=device), f64([-1.0, 0.5], device=device))
+    assert gradcheck(lambda p, q: ScaledMul.apply(p, q, 1.5), inputs)
 
 
 def test_function_multiple_outputs(device):

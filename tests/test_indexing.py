@@ -262,7 +262,8 @@ def test_gather(device, rng):
                                   np.take_along_axis(a, idx0, 0))
     # torch: the index may be smaller than the input in the other dims
     small = np.array([[1], [0]])
-    np.testing.assert_array_equal(npy(t.gather(1, kg.tensor(small, device=device))), a[:2][np.arange(2)[:, None], small])
+    np.testing.assert_array_equal(npy(t.gather(1, kg.tensor(small, device=device))),
+                                  a[:2][np.arange(2)[:, None], small])
 
 
 def test_gather_grad(rng, device):

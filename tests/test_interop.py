@@ -320,7 +320,7 @@ def test_cuda_to_with_dtype_converts_on_the_way():
 @needs_cuda
 def test_cuda_numpy_raises_type_error():
     t = kg.tensor([[1.0, 2.0], [3.0, 4.0]], device="cuda")
-    with pytest.raises(TypeError, match=r"cpu\(\)"):  # torch: "Use Tensor.cpu() to copy the tensor to host memory first."
+    with pytest.raises(TypeError, match=r"cpu\(\)"):  # torch: "Use Tensor.cpu() to copy the tensor to host memory"
         t.numpy()
     with pytest.raises(TypeError):
         np.asarray(t)
