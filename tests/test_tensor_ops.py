@@ -3,6 +3,7 @@ and math functions (API.md "Tensors")."""
 
 import operator
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -146,6 +147,50 @@ def test_scalar_grad_values(device):
 def test_division_by_zero_gives_inf_not_error(device):
     out = npy(kg.tensor([1.0, -1.0, 0.0], device=device) / kg.tensor([0.0, 0.0, 0.0], device=device))
     assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
+
+
+# --- int64 edge cases: wrap around like NumPy and PyTorch, never trap ----------------------------
+
+I64_MIN, I64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _wrap(v):
+    return (v + 2 ** 63) % 2 ** 64 - 2 ** 63
+
+
+def test_int64_min_divided_by_minus_one(device):
+    # INT64_MIN / -1 overflows: x86 traps on it (the CUDA emulator ran it as a division and died with SIGFPE)
+    a = kg.tensor([I64_MIN, I64_MIN, 7, -7, I64_MAX], device=device)
+    m1 = kg.tensor([-1, -1, -1, -1, -1], device=device)
+    assert (a // m1).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert (a // -1).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert (a % m1).tolist() == [0, 0, 0, 0, 0]
+    assert (a % -1).tolist() == [0, 0, 0, 0, 0]
+    assert (-a).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert kg.abs(a).tolist() == [I64_MIN, I64_MIN, 7, 7, I64_MAX]
+
+
+def test_int64_overflow_wraps_around(device):
+    a = kg.tensor([I64_MAX, I64_MIN, 2 ** 62, 3], device=device)
+    assert (a + 1).tolist() == [I64_MIN, I64_MIN + 1, 2 ** 62 + 1, 4]
+    assert (a - 1).tolist() == [I64_MAX - 1, I64_MAX, 2 ** 62 - 1, 2]
+    assert (a * 4).tolist() == [_wrap(I64_MAX * 4), 0, 0, 12]
+    assert (a ** 3).tolist() == [_wrap(I64_MAX ** 3), 0, 0, 27]
+    assert (kg.tensor([3], device=device) ** 41).tolist() == [_wrap(3 ** 41)]
+    assert kg.tensor([I64_MAX, 1], device=device).sum().item() == I64_MIN
+    assert kg.tensor([2 ** 40, 2 ** 40], device=device).prod().item() == 0
+
+
+@pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
+@pytest.mark.parametrize("name, op", [("floordiv", operator.floordiv), ("mod", operator.mod), ("pow", operator.pow)])
+def test_bool_operands_give_the_same_result_on_cuda_as_on_the_cpu(name, op):
+    # NumPy (the CPU backend) computes these on bools as integers; the CUDA backend kept bool
+    a, b = kg.tensor([True, True, False, False]), kg.tensor([True, False, True, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's divide-by-zero warning on the CPU
+        expected = op(a, b)
+    got = op(a.cuda(), b.cuda())
+    assert got.dtype == expected.dtype and got.tolist() == expected.tolist()
 
 
 # --- dtype promotion (torch rules) ------------------------------------------------------------

@@ -63,11 +63,31 @@ __device__ inline bool is_nan(A v) {
     return false;
 }
 
+// an int64 sum or product wraps around on overflow, as NumPy's does (computed unsigned: signed
+// overflow is undefined behaviour)
+template <typename A>
+__device__ inline A wrapping_add(A a, A b) {
+    if constexpr (std::is_integral<A>::value) {
+        using U = typename std::make_unsigned<A>::type;
+        return A(U(a) + U(b));
+    }
+    return a + b;
+}
+
+template <typename A>
+__device__ inline A wrapping_mul(A a, A b) {
+    if constexpr (std::is_integral<A>::value) {
+        using U = typename std::make_unsigned<A>::type;
+        return A(U(a) * U(b));
+    }
+    return a * b;
+}
+
 template <typename A>
 __device__ inline A combine(ReduceOp op, A a, A b) {
     switch (op) {
-        case ReduceOp::sum: return a + b;
-        case ReduceOp::prod: return a * b;
+        case ReduceOp::sum: return wrapping_add(a, b);
+        case ReduceOp::prod: return wrapping_mul(a, b);
         case ReduceOp::max: return (is_nan(a) || a > b) ? a : b;  // NaN propagates
         case ReduceOp::min: return (is_nan(a) || a < b) ? a : b;
         case ReduceOp::all: return A(a != A(0) && b != A(0));
@@ -182,7 +202,7 @@ __global__ void scan_kernel(T* out, const T* in, int64_t M, int64_t R, ScanOp op
         A acc = op == ScanOp::cumsum ? A(0) : A(1);
         for (int64_t r = 0; r < R; ++r) {
             const A x = static_cast<A>(load(in[m * R + r]));
-            acc = op == ScanOp::cumsum ? A(acc + x) : A(acc * x);
+            acc = op == ScanOp::cumsum ? wrapping_add(acc, x) : wrapping_mul(acc, x);
             out[m * R + r] = convert<T>(acc);
         }
     }
