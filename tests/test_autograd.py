@@ -17,8 +17,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
 
 
 # --- custom Functions ---------------------------------------------------------------------------
@@ -66,30 +66,31 @@ class SplitTwo(kg.autograd.Function):
         return g1 * 2 + g2 * 3
 
 
-def test_function_forward_backward():
-    x = kg.tensor([1.0, 2.0, -3.0], requires_grad=True)
+def test_function_forward_backward(device):
+    x = kg.tensor([1.0, 2.0, -3.0], requires_grad=True, device=device)
     y = Cube.apply(x)
     assert y.requires_grad and y.grad_fn is not None and not y.is_leaf
     np.testing.assert_allclose(npy(y), [1.0, 8.0, -27.0])
     y.sum().backward()
     np.testing.assert_allclose(npy(x.grad), [3.0, 12.0, 27.0])
-    assert gradcheck(Cube.apply, (f64([0.5, -1.5, 2.0]),))
+    assert gradcheck(Cube.apply, (f64([0.5, -1.5, 2.0], device=device),))
 
 
-def test_function_needs_input_grad_and_non_tensor_args():
-    a = kg.tensor([1.0, 2.0], requires_grad=True)
-    b = kg.tensor([3.0, 4.0])
+def test_function_needs_input_grad_and_non_tensor_args(device):
+    a = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    b = kg.tensor([3.0, 4.0], device=device)
     out = ScaledMul.apply(a, b, 0.5)
     np.testing.assert_allclose(npy(out), [1.5, 4.0])
     out.sum().backward()
     assert ScaledMul.seen_needs_input_grad == (True, False, False)
     np.testing.assert_allclose(npy(a.grad), [1.5, 2.0])
     assert b.grad is None
-    assert gradcheck(lambda p, q: ScaledMul.apply(p, q, 1.5), (f64([1.0, 2.0]), f64([-1.0, 0.5])))
+    inputs = (f64([1.0, 2.0], device=device), f64([-1.0, 0.5], device=device))
+    assert gradcheck(lambda p, q: ScaledMul.apply(p, q, 1.5), inputs)
 
 
-def test_function_multiple_outputs():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_function_multiple_outputs(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     p, q = SplitTwo.apply(x)
     (p.sum() + 10 * q.sum()).backward()
     np.testing.assert_allclose(npy(x.grad), [32.0, 32.0])
@@ -100,43 +101,43 @@ def test_function_multiple_outputs():
     np.testing.assert_allclose(npy(x.grad), [3.0, 3.0])
 
 
-def test_function_under_no_grad_builds_no_graph():
-    x = kg.tensor([1.0], requires_grad=True)
+def test_function_under_no_grad_builds_no_graph(device):
+    x = kg.tensor([1.0], requires_grad=True, device=device)
     with kg.no_grad():
         y = Cube.apply(x)
     assert not y.requires_grad and y.grad_fn is None
 
 
-def test_function_without_grad_inputs():
-    y = Cube.apply(kg.tensor([2.0]))
+def test_function_without_grad_inputs(device):
+    y = Cube.apply(kg.tensor([2.0], device=device))
     assert not y.requires_grad
     np.testing.assert_allclose(npy(y), [8.0])
 
 
 # --- backward basics -------------------------------------------------------------------------
 
-def test_backward_of_non_scalar_needs_gradient():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_backward_of_non_scalar_needs_gradient(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * x
     with pytest.raises(RuntimeError):
         y.backward()
-    y.backward(kg.tensor([1.0, 10.0]))
+    y.backward(kg.tensor([1.0, 10.0], device=device))
     np.testing.assert_allclose(npy(x.grad), [2.0, 40.0])
 
 
-def test_backward_gradient_wrong_shape_raises():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_backward_gradient_wrong_shape_raises(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     with pytest.raises((RuntimeError, ValueError)):
-        (x * x).backward(kg.ones(3))
+        (x * x).backward(kg.ones(3, device=device))
 
 
-def test_backward_on_tensor_without_grad_raises():
+def test_backward_on_tensor_without_grad_raises(device):
     with pytest.raises(RuntimeError):
-        kg.tensor([1.0]).sum().backward()
+        kg.tensor([1.0], device=device).sum().backward()
 
 
-def test_grads_accumulate_across_backward_calls():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_grads_accumulate_across_backward_calls(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x * 3).sum().backward()
     (x * x).sum().backward()
     np.testing.assert_allclose(npy(x.grad), [5.0, 7.0])
@@ -145,16 +146,16 @@ def test_grads_accumulate_across_backward_calls():
     np.testing.assert_allclose(npy(x.grad), [3.0, 3.0])
 
 
-def test_grad_has_tensor_shape_and_dtype():
+def test_grad_has_tensor_shape_and_dtype(device):
     for dtype in (kg.float32, kg.float64):
-        x = kg.ones(2, 3, dtype=dtype, requires_grad=True)
+        x = kg.ones(2, 3, dtype=dtype, requires_grad=True, device=device)
         (x * 2).sum().backward()
         assert x.grad.shape == (2, 3) and x.grad.dtype == dtype
         assert not x.grad.requires_grad
 
 
-def test_same_tensor_used_twice_and_diamond():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_same_tensor_used_twice_and_diamond(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x * x).sum().backward()
     np.testing.assert_allclose(npy(x.grad), [2.0, 4.0])
     # diamond: y feeds z twice; y's gradient must be complete before it flows to x
@@ -165,8 +166,8 @@ def test_same_tensor_used_twice_and_diamond():
     np.testing.assert_allclose(npy(x.grad), 2 * (2 * npy(y) + 1))
 
 
-def test_graph_with_shared_leaf_and_many_paths():
-    x = kg.tensor(2.0, requires_grad=True)
+def test_graph_with_shared_leaf_and_many_paths(device):
+    x = kg.tensor(2.0, requires_grad=True, device=device)
     a = x * 3
     b = a * x      # 3x^2
     c = b + a      # 3x^2 + 3x
@@ -175,8 +176,8 @@ def test_graph_with_shared_leaf_and_many_paths():
     assert abs(x.grad.item() - (36 * 8 + 27 * 4)) < 1e-4
 
 
-def test_detach_stops_gradient_and_shares_data():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_detach_stops_gradient_and_shares_data(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     d = x.detach()
     assert not d.requires_grad and d.is_leaf
     (x * d).sum().backward()
@@ -185,8 +186,8 @@ def test_detach_stops_gradient_and_shares_data():
     assert x[0].item() == 5.0  # detach shares memory, as torch
 
 
-def test_ops_on_non_grad_tensors_are_leaves():
-    a = kg.ones(2)
+def test_ops_on_non_grad_tensors_are_leaves(device):
+    a = kg.ones(2, device=device)
     b = a * 2 + 1
     assert not b.requires_grad and b.is_leaf and b.grad_fn is None
 
@@ -199,8 +200,8 @@ def test_requires_grad_(device):
     assert not x.requires_grad
 
 
-def test_dtype_and_copy_conversions_propagate_grad():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_dtype_and_copy_conversions_propagate_grad(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x.double() * 3).sum().backward()
     assert x.grad.dtype == kg.float32
     np.testing.assert_allclose(npy(x.grad), [3.0, 3.0])
@@ -214,24 +215,24 @@ def test_dtype_and_copy_conversions_propagate_grad():
 
 # --- retain_graph -------------------------------------------------------------------------------
 
-def test_retain_graph_allows_second_backward():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_retain_graph_allows_second_backward(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = (x * x).sum()
     y.backward(retain_graph=True)
     y.backward()
     np.testing.assert_allclose(npy(x.grad), [4.0, 8.0])
 
 
-def test_second_backward_through_freed_graph_raises():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_second_backward_through_freed_graph_raises(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = (x.exp() * x).sum()
     y.backward()
     with pytest.raises(RuntimeError, match=re.compile(r"retain_graph|freed|second time", re.I)):
         y.backward()
 
 
-def test_freed_graph_leaves_shared_leaf_usable():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_freed_graph_leaves_shared_leaf_usable(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     (x * x).sum().backward()
     (x * x).sum().backward()  # a fresh graph is fine
     np.testing.assert_allclose(npy(x.grad), [4.0, 8.0])
@@ -239,8 +240,8 @@ def test_freed_graph_leaves_shared_leaf_usable():
 
 # --- grad modes ---------------------------------------------------------------------------------
 
-def test_no_grad_context():
-    x = kg.ones(2, requires_grad=True)
+def test_no_grad_context(device):
+    x = kg.ones(2, requires_grad=True, device=device)
     with kg.no_grad():
         y = x * 2
         with kg.enable_grad():
@@ -251,26 +252,26 @@ def test_no_grad_context():
     assert w.requires_grad
 
 
-def test_no_grad_decorator():
+def test_no_grad_decorator(device):
     @kg.no_grad()
     def f(t):
         return t * 2
 
-    x = kg.ones(2, requires_grad=True)
+    x = kg.ones(2, requires_grad=True, device=device)
     assert not f(x).requires_grad
     assert (x * 2).requires_grad
 
 
-def test_no_grad_restores_mode_after_exception():
-    x = kg.ones(2, requires_grad=True)
+def test_no_grad_restores_mode_after_exception(device):
+    x = kg.ones(2, requires_grad=True, device=device)
     with pytest.raises(ValueError):
         with kg.no_grad():
             raise ValueError("boom")
     assert (x * 2).requires_grad
 
 
-def test_set_grad_enabled():
-    x = kg.ones(2, requires_grad=True)
+def test_set_grad_enabled(device):
+    x = kg.ones(2, requires_grad=True, device=device)
     with kg.set_grad_enabled(False):
         assert not (x * 2).requires_grad
         with kg.set_grad_enabled(True):
@@ -286,35 +287,35 @@ def test_set_grad_enabled():
 
 # --- hooks and retain_grad ----------------------------------------------------------------------
 
-def test_register_hook_sees_and_replaces_grad():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_register_hook_sees_and_replaces_grad(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     seen = []
     x.register_hook(lambda g: seen.append(npy(g).copy()))
     (x * 3).sum().backward()
     np.testing.assert_allclose(seen[0], [3.0, 3.0])
     np.testing.assert_allclose(npy(x.grad), [3.0, 3.0])
 
-    w = kg.tensor([1.0, 2.0], requires_grad=True)
+    w = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     w.register_hook(lambda g: g * 10)
     (w * 3).sum().backward()
     np.testing.assert_allclose(npy(w.grad), [30.0, 30.0])
 
 
-def test_hook_on_non_leaf_changes_upstream_grad():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_hook_on_non_leaf_changes_upstream_grad(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * 2
     y.register_hook(lambda g: g + 1)
     (y * 3).sum().backward()
     np.testing.assert_allclose(npy(x.grad), [8.0, 8.0])  # (3 + 1) * 2
 
 
-def test_register_hook_on_tensor_without_grad_raises():
+def test_register_hook_on_tensor_without_grad_raises(device):
     with pytest.raises(RuntimeError):
-        kg.ones(2).register_hook(lambda g: g)
+        kg.ones(2, device=device).register_hook(lambda g: g)
 
 
-def test_retain_grad_accumulates_like_leaf_grads():
-    x = kg.tensor([1.0], requires_grad=True)
+def test_retain_grad_accumulates_like_leaf_grads(device):
+    x = kg.tensor([1.0], requires_grad=True, device=device)
     y = x * 2
     y.retain_grad()
     (y * y).sum().backward(retain_graph=True)
@@ -323,8 +324,8 @@ def test_retain_grad_accumulates_like_leaf_grads():
     np.testing.assert_allclose(npy(x.grad), [16.0])
 
 
-def test_retain_grad():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_retain_grad(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * 2
     y.retain_grad()
     z = x * 3
@@ -337,9 +338,9 @@ def test_retain_grad():
 
 # --- kg.autograd.grad ------------------------------------------------------------------------
 
-def test_autograd_grad_basic():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
-    w = kg.tensor([3.0, 4.0], requires_grad=True)
+def test_autograd_grad_basic(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    w = kg.tensor([3.0, 4.0], requires_grad=True, device=device)
     y = (x * w).sum()
     gx, gw = kg.autograd.grad(y, [x, w])
     np.testing.assert_allclose(npy(gx), [3.0, 4.0])
@@ -347,16 +348,16 @@ def test_autograd_grad_basic():
     assert x.grad is None and w.grad is None  # grad() does not accumulate into .grad
 
 
-def test_autograd_grad_with_grad_outputs():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
-    (g,) = kg.autograd.grad(x * x, x, grad_outputs=kg.tensor([1.0, 0.5]))
+def test_autograd_grad_with_grad_outputs(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    (g,) = kg.autograd.grad(x * x, x, grad_outputs=kg.tensor([1.0, 0.5], device=device))
     np.testing.assert_allclose(npy(g), [2.0, 2.0])
     with pytest.raises(RuntimeError):
         kg.autograd.grad(x * x, x)   # non-scalar output without grad_outputs
 
 
-def test_autograd_grad_retain_graph():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_autograd_grad_retain_graph(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = (x.exp() * x).sum()
     g1 = kg.autograd.grad(y, x, retain_graph=True)[0]
     g2 = kg.autograd.grad(y, x)[0]
@@ -365,9 +366,9 @@ def test_autograd_grad_retain_graph():
         kg.autograd.grad(y, x)
 
 
-def test_autograd_grad_allow_unused():
-    x = kg.tensor([1.0], requires_grad=True)
-    u = kg.tensor([1.0], requires_grad=True)
+def test_autograd_grad_allow_unused(device):
+    x = kg.tensor([1.0], requires_grad=True, device=device)
+    u = kg.tensor([1.0], requires_grad=True, device=device)
     y = (x * 2).sum()
     with pytest.raises(RuntimeError):
         kg.autograd.grad(y, [x, u], retain_graph=True)
@@ -390,9 +391,9 @@ def test_autograd_grad_allow_unused():
         ("log", kg.log, lambda a: 1 / a, lambda a: -1 / a ** 2),
     ],
 )
-def test_double_backward(name, f, d1, d2):
+def test_double_backward(name, f, d1, d2, device):
     a = np.array([0.3, 0.7, 1.5, 2.0])
-    x = f64(a)
+    x = f64(a, device=device)
     (g,) = kg.autograd.grad(f(x).sum(), x, create_graph=True)
     assert g.requires_grad
     np.testing.assert_allclose(npy(g), d1(a), rtol=1e-10)
@@ -404,10 +405,10 @@ def test_double_backward(name, f, d1, d2):
     np.testing.assert_allclose(npy(x.grad), d2(a), rtol=1e-10)
 
 
-def test_double_backward_through_matmul(rng):
+def test_double_backward_through_matmul(rng, device):
     a = rng.standard_normal((3, 4))
     wv = rng.standard_normal((4, 5))
-    x, w = f64(a), f64(wv)
+    x, w = f64(a, device=device), f64(wv, device=device)
     y = ((x @ w) ** 2).sum()
     (gx,) = kg.autograd.grad(y, x, create_graph=True)
     np.testing.assert_allclose(npy(gx), 2 * (a @ wv) @ wv.T, rtol=1e-10)
@@ -418,11 +419,11 @@ def test_double_backward_through_matmul(rng):
     np.testing.assert_allclose(npy(gw), expected, rtol=1e-10)
 
 
-def test_gradient_penalty_style_double_backward():
+def test_gradient_penalty_style_double_backward(device):
     # d/dx of |df/dx|^2 for f = sum(sin(x) * y): df/dx = cos(x) y; |.|^2 -> -2 cos sin y^2
     a = np.array([0.1, 0.5, 1.0])
     b = np.array([2.0, -1.0, 0.5])
-    x, y = f64(a), f64(b)
+    x, y = f64(a, device=device), f64(b, device=device)
     (g,) = kg.autograd.grad((kg.sin(x) * y).sum(), x, create_graph=True)
     (g * g).sum().backward()
     np.testing.assert_allclose(npy(x.grad), -2 * np.cos(a) * np.sin(a) * b ** 2, rtol=1e-10)
@@ -431,15 +432,15 @@ def test_gradient_penalty_style_double_backward():
 
 # --- deep graphs --------------------------------------------------------------------------------
 
-def test_deep_chain_does_not_recurse():
-    x = kg.tensor([1.0], dtype=kg.float64, requires_grad=True)
+def test_deep_chain_does_not_recurse(device):
+    x = kg.tensor([1.0], dtype=kg.float64, requires_grad=True, device=device)
     y = x
     for _ in range(10_000):
         y = y * 1.0001
     y.sum().backward()
     np.testing.assert_allclose(npy(x.grad), [1.0001 ** 10_000], rtol=1e-9)
 
-    z = kg.tensor(0.0, requires_grad=True)
+    z = kg.tensor(0.0, requires_grad=True, device=device)
     w = z
     for _ in range(10_000):
         w = w + 1
@@ -460,17 +461,18 @@ class WrongBackward(kg.autograd.Function):
     def backward(ctx, grad):
         scale = np.full((3, 4), 3.0)
         scale[2, 1] = 4.5
-        return grad * 2, grad * kg.tensor(scale)
+        return grad * 2, grad * kg.tensor(scale, device=grad.device)
 
 
-def test_gradcheck_passes_on_correct_functions(rng):
-    a, b = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((4, 2)))
-    assert gradcheck(lambda p, q: kg.tanh(p @ q).sum(dim=1), (a, b)) is True
+def test_gradcheck_passes_on_correct_functions(rng, device):
+    a, b = f64(rng.standard_normal((3, 4)), device=device), f64(rng.standard_normal((4, 2)), device=device)
+    # a product summed over the shared dim (p @ q without the matmul kernel, which test_matmul checks)
+    assert gradcheck(lambda p, q: kg.tanh((p.unsqueeze(2) * q.unsqueeze(0)).sum(dim=1)).sum(dim=1), (a, b)) is True
     assert gradcheck(lambda p: (p * p).mean(), (a,), eps=1e-6, atol=1e-5, rtol=1e-3) is True
 
 
-def test_gradcheck_reports_wrong_backward(rng):
-    a, b = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((3, 4)))
+def test_gradcheck_reports_wrong_backward(rng, device):
+    a, b = f64(rng.standard_normal((3, 4)), device=device), f64(rng.standard_normal((3, 4)), device=device)
     with pytest.raises((RuntimeError, AssertionError, ValueError)) as e:
         gradcheck(WrongBackward.apply, (a, b))
     msg = str(e.value)
@@ -478,9 +480,9 @@ def test_gradcheck_reports_wrong_backward(rng):
     assert re.search(r"\(2, 1\)|\[2, 1\]|\b9\b", msg), f"worst element (2, 1) not named: {msg}"
 
 
-def test_gradcheck_ignores_inputs_without_grad(rng):
-    a = f64(rng.standard_normal(3))
-    c = f64(rng.standard_normal(3), requires_grad=False)
+def test_gradcheck_ignores_inputs_without_grad(rng, device):
+    a = f64(rng.standard_normal(3), device=device)
+    c = f64(rng.standard_normal(3), requires_grad=False, device=device)
     assert gradcheck(lambda p, q: p * q, (a, c))
 
 
@@ -531,3 +533,37 @@ def test_leaf_gradients_never_alias_other_tensors():
     (x * x).sum().backward()
     (x * x).sum().backward()  # accumulation in place stays right
     np.testing.assert_allclose(x.grad.numpy(), 4 * x.detach().numpy(), rtol=1e-6)
+
+
+def test_leaf_gradients_are_independent_buffers(device):
+    # the device-independent half of the test above: writing one gradient never changes another
+    x = kg.tensor([1.0, -2.0, 0.5, 3.0], requires_grad=True, device=device)
+    y = kg.tensor([0.0, 1.0, 2.0, -1.0], requires_grad=True, device=device)
+    (x + y).backward(kg.ones(4, device=device))  # Add hands one gradient to both leaves
+    with kg.no_grad():
+        x.grad.add_(1)
+    np.testing.assert_array_equal(npy(y.grad), np.ones(4))
+    x.grad = None
+    g = kg.full((4,), 3.0, device=device)
+    (x * 1).backward(g)  # the caller's gradient passes straight through
+    g.fill_(0)
+    np.testing.assert_array_equal(npy(x.grad), np.full(4, 3.0))
+    x.grad = None
+    w = x.clone()
+    w.retain_grad()
+    (w * 2).sum().backward()  # Clone passes the retained gradient on
+    with kg.no_grad():
+        w.grad.add_(1)
+    np.testing.assert_array_equal(npy(x.grad), np.full(4, 2.0))
+    x.grad = None
+    kept = []
+    handle = x.register_hook(lambda grad: kept.append(grad))
+    (x * 2).sum().backward()
+    handle.remove()
+    kept[0].fill_(0)
+    np.testing.assert_array_equal(npy(x.grad), np.full(4, 2.0))
+    x.grad = None
+    (x * x).sum().backward()
+    (x * x).sum().backward()  # accumulation in place stays right
+    np.testing.assert_allclose(npy(x.grad), 4 * npy(x), rtol=1e-6)
+    assert x.grad.device == x.device

@@ -37,9 +37,9 @@ def test_tensor_infers_dtype_and_shape(data, dtype, shape, device):
     "np_dtype, kg_dtype",
     [(np.float32, kg.float32), (np.float64, kg.float64), (np.int64, kg.int64), (np.bool_, kg.bool)],
 )
-def test_tensor_from_numpy_array_keeps_dtype(np_dtype, kg_dtype):
+def test_tensor_from_numpy_array_keeps_dtype(np_dtype, kg_dtype, device):
     a = np.arange(6).reshape(2, 3).astype(np_dtype)
-    t = kg.tensor(a)
+    t = kg.tensor(a, device=device)
     assert t.dtype == kg_dtype
     np.testing.assert_array_equal(npy(t), a)
 
@@ -48,38 +48,38 @@ def test_tensor_explicit_dtype(device):
     t = kg.tensor([1, 2, 3], dtype=kg.float64, device=device)
     assert t.dtype == kg.float64
     np.testing.assert_array_equal(npy(t), [1.0, 2.0, 3.0])
-    t = kg.tensor([1.7, -1.7], dtype=kg.int64)
+    t = kg.tensor([1.7, -1.7], dtype=kg.int64, device=device)
     assert t.dtype == kg.int64
     np.testing.assert_array_equal(npy(t), [1, -1])  # truncation toward zero, as torch
 
 
-def test_tensor_copies_its_data():
+def test_tensor_copies_its_data(device):
     a = np.ones(3, dtype=np.float32)
-    t = kg.tensor(a)
+    t = kg.tensor(a, device=device)
     a[0] = 42.0
     assert t[0].item() == 1.0
 
 
-def test_tensor_from_tensor_list_of_scalars():
-    t = kg.tensor([[1, 2], [3, 4]])
+def test_tensor_from_tensor_list_of_scalars(device):
+    t = kg.tensor([[1, 2], [3, 4]], device=device)
     assert t.tolist() == [[1, 2], [3, 4]]
 
 
-def test_tensor_ragged_list_raises():
+def test_tensor_ragged_list_raises(device):
     with pytest.raises((ValueError, TypeError)):
-        kg.tensor([[1.0, 2.0], [3.0]])
+        kg.tensor([[1.0, 2.0], [3.0]], device=device)
 
 
-def test_tensor_int_overflow_raises():
+def test_tensor_int_overflow_raises(device):
     # 2**63 does not fit in int64: silently wrapping to -2**63 would be garbage
     with pytest.raises((ValueError, OverflowError, RuntimeError)):
-        kg.tensor([2 ** 63])
+        kg.tensor([2 ** 63], device=device)
     with pytest.raises((ValueError, OverflowError, RuntimeError)):
-        kg.tensor(-(2 ** 64))
+        kg.tensor(-(2 ** 64), device=device)
 
 
-def test_tensor_requires_grad_leaf():
-    t = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_tensor_requires_grad_leaf(device):
+    t = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     assert t.requires_grad
     assert t.is_leaf
     assert t.grad is None
@@ -87,14 +87,14 @@ def test_tensor_requires_grad_leaf():
 
 
 @pytest.mark.parametrize("data", [[1, 2], [True, False]])
-def test_integer_and_bool_tensors_cannot_require_grad(data):
+def test_integer_and_bool_tensors_cannot_require_grad(data, device):
     with pytest.raises(RuntimeError):
-        kg.tensor(data, requires_grad=True)
-    t = kg.tensor(data)
+        kg.tensor(data, requires_grad=True, device=device)
+    t = kg.tensor(data, device=device)
     with pytest.raises(RuntimeError):
         t.requires_grad_(True)
     with pytest.raises(RuntimeError):
-        kg.zeros(2, dtype=kg.int64, requires_grad=True)
+        kg.zeros(2, dtype=kg.int64, requires_grad=True, device=device)
 
 
 # --- from_numpy -------------------------------------------------------------------------------
@@ -134,7 +134,7 @@ def test_zero_sized_tensors(device):
     t = kg.zeros(0, 3, device=device)
     assert t.shape == (0, 3)
     assert t.numel() == 0
-    assert kg.ones(3, 0).sum().item() == 0.0
+    assert kg.ones(3, 0, device=device).sum().item() == 0.0
 
 
 def test_empty(device):
@@ -149,20 +149,20 @@ def test_full(device):
     assert t.dtype == kg.float32
     np.testing.assert_array_equal(npy(t), np.full((2, 3), 7.5, dtype=np.float32))
     # as in torch, the fill value's type decides the dtype when none is given
-    assert kg.full((2,), 7).dtype == kg.int64
-    assert kg.full((2,), True).dtype == kg.bool
-    t = kg.full((2,), 3, dtype=kg.float64)
+    assert kg.full((2,), 7, device=device).dtype == kg.int64
+    assert kg.full((2,), True, device=device).dtype == kg.bool
+    t = kg.full((2,), 3, dtype=kg.float64, device=device)
     assert t.dtype == kg.float64 and npy(t).tolist() == [3.0, 3.0]
 
 
-def test_negative_dimension_raises():
+def test_negative_dimension_raises(device):
     with pytest.raises((ValueError, RuntimeError)):
-        kg.zeros(-1, 3)
+        kg.zeros(-1, 3, device=device)
 
 
-def test_dtype_argument_must_be_a_dtype():
+def test_dtype_argument_must_be_a_dtype(device):
     with pytest.raises(TypeError):
-        kg.zeros(2, dtype="float32")
+        kg.zeros(2, dtype="float32", device=device)
 
 
 @pytest.mark.parametrize("dtype", [kg.float32, kg.float64, kg.int64])
@@ -181,8 +181,8 @@ def test_like_functions(dtype, device):
     assert t.dtype == kg.float64
 
 
-def test_like_functions_do_not_inherit_requires_grad():
-    x = kg.ones(2, requires_grad=True)
+def test_like_functions_do_not_inherit_requires_grad(device):
+    x = kg.ones(2, requires_grad=True, device=device)
     assert not kg.zeros_like(x).requires_grad
     assert kg.zeros_like(x, requires_grad=True).requires_grad
 
@@ -210,19 +210,19 @@ def test_arange(args, kwargs, expected, device):
     assert t.shape == expected.shape
 
 
-def test_arange_zero_step_raises():
+def test_arange_zero_step_raises(device):
     with pytest.raises((ValueError, RuntimeError)):
-        kg.arange(0, 5, 0)
+        kg.arange(0, 5, 0, device=device)
 
 
 def test_linspace(device):
     t = kg.linspace(0, 1, 5, device=device)
     assert t.dtype == kg.float32 and t.shape == (5,)
     np.testing.assert_allclose(npy(t), [0, 0.25, 0.5, 0.75, 1.0], rtol=1e-6, atol=1e-7)
-    t = kg.linspace(-3, 3, 7, dtype=kg.float64)
+    t = kg.linspace(-3, 3, 7, dtype=kg.float64, device=device)
     assert t.dtype == kg.float64
     np.testing.assert_allclose(npy(t), np.linspace(-3, 3, 7), rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(npy(kg.linspace(2.0, 5.0, 1)), [2.0])
+    np.testing.assert_array_equal(npy(kg.linspace(2.0, 5.0, 1, device=device)), [2.0])
 
 
 def test_eye(device):
@@ -230,7 +230,7 @@ def test_eye(device):
     t = kg.eye(2, 4, device=device)
     assert t.shape == (2, 4)
     np.testing.assert_array_equal(npy(t), np.eye(2, 4))
-    assert kg.eye(2, dtype=kg.int64).dtype == kg.int64
+    assert kg.eye(2, dtype=kg.int64, device=device).dtype == kg.int64
 
 
 # --- random -----------------------------------------------------------------------------------
@@ -243,7 +243,7 @@ def test_rand_range_and_shape(device):
     # 5000 uniforms: mean 0.5 with std 0.004, variance 1/12
     assert abs(a.mean() - 0.5) < 0.02
     assert abs(a.var() - 1 / 12) < 0.01
-    assert kg.rand((3, 2)).shape == (3, 2)
+    assert kg.rand((3, 2), device=device).shape == (3, 2)
 
 
 def test_randn_moments(device):
@@ -251,8 +251,8 @@ def test_randn_moments(device):
     # mean std error 0.007; var std error 0.01
     assert abs(a.mean()) < 0.04
     assert abs(a.std() - 1.0) < 0.04
-    assert kg.randn(2, 3, dtype=kg.float64).dtype == kg.float64
-    assert kg.randn((4,)).shape == (4,)
+    assert kg.randn(2, 3, dtype=kg.float64, device=device).dtype == kg.float64
+    assert kg.randn((4,), device=device).shape == (4,)
 
 
 def test_randint(device):
@@ -261,7 +261,7 @@ def test_randint(device):
     a = npy(t)
     assert a.min() == 3 and a.max() == 7  # high is exclusive; all 5 values show up in 2000 draws
     assert set(np.unique(a).tolist()) == {3, 4, 5, 6, 7}
-    assert kg.randint(0, 2, (3, 4)).shape == (3, 4)
+    assert kg.randint(0, 2, (3, 4), device=device).shape == (3, 4)
 
 
 def test_manual_seed_reproducible(device):
@@ -277,24 +277,28 @@ def test_manual_seed_reproducible(device):
     assert not np.array_equal(npy(kg.rand(5, device=device)), a)
 
 
-def test_generator_argument():
-    g = kg.Generator(device="cpu")
+def test_generator_argument(device):
+    g = kg.Generator(device=device)
     assert g.manual_seed(7) is g  # manual_seed returns the generator, as torch
-    a = npy(kg.rand(6, generator=g))
-    g2 = kg.Generator(device="cpu").manual_seed(7)
-    np.testing.assert_array_equal(npy(kg.rand(6, generator=g2)), a)
-    b = npy(kg.randn(6, generator=kg.Generator().manual_seed(7)))
-    np.testing.assert_array_equal(npy(kg.randn(6, generator=kg.Generator().manual_seed(7))), b)
-    r = npy(kg.randint(0, 100, (6,), generator=kg.Generator().manual_seed(7)))
-    np.testing.assert_array_equal(npy(kg.randint(0, 100, (6,), generator=kg.Generator().manual_seed(7))), r)
+    a = npy(kg.rand(6, generator=g, device=device))
+    g2 = kg.Generator(device=device).manual_seed(7)
+    np.testing.assert_array_equal(npy(kg.rand(6, generator=g2, device=device)), a)
+
+    def seeded():
+        return kg.Generator(device=device).manual_seed(7)
+
+    b = npy(kg.randn(6, generator=seeded(), device=device))
+    np.testing.assert_array_equal(npy(kg.randn(6, generator=seeded(), device=device)), b)
+    r = npy(kg.randint(0, 100, (6,), generator=seeded(), device=device))
+    np.testing.assert_array_equal(npy(kg.randint(0, 100, (6,), generator=seeded(), device=device)), r)
 
 
-def test_generator_does_not_touch_global_stream():
+def test_generator_does_not_touch_global_stream(device):
     kg.manual_seed(5)
-    expected = npy(kg.rand(4))
+    expected = npy(kg.rand(4, device=device))
     kg.manual_seed(5)
-    kg.rand(100, generator=kg.Generator().manual_seed(1))
-    np.testing.assert_array_equal(npy(kg.rand(4)), expected)
+    kg.rand(100, generator=kg.Generator(device=device).manual_seed(1), device=device)
+    np.testing.assert_array_equal(npy(kg.rand(4, device=device)), expected)
 
 
 # --- attributes --------------------------------------------------------------------------------
@@ -320,9 +324,9 @@ def test_device_object_compares_to_string():
     assert kg.tensor(1.0).device == "cpu"
 
 
-def test_size_dim_out_of_range():
+def test_size_dim_out_of_range(device):
     with pytest.raises((IndexError, ValueError)):
-        kg.zeros(2, 3).size(2)
+        kg.zeros(2, 3, device=device).size(2)
 
 
 def test_T_and_mT(device):
@@ -334,4 +338,4 @@ def test_T_and_mT(device):
     tb = kg.tensor(b, device=device)
     assert tb.mT.shape == (2, 4, 3)
     np.testing.assert_array_equal(npy(tb.mT), np.swapaxes(b, -1, -2))
-    np.testing.assert_array_equal(npy(kg.tensor([1.0, 2.0]).T), [1.0, 2.0])  # 1-D: unchanged
+    np.testing.assert_array_equal(npy(kg.tensor([1.0, 2.0], device=device).T), [1.0, 2.0])  # 1-D: unchanged

@@ -20,8 +20,8 @@ def _xy(n=10, device="cpu"):
 class Squares(Dataset):
     """A plain map-style dataset returning a dict sample."""
 
-    def __init__(self, n):
-        self.n = n
+    def __init__(self, n, device="cpu"):
+        self.n, self.device = n, device
 
     def __len__(self):
         return self.n
@@ -29,7 +29,7 @@ class Squares(Dataset):
     def __getitem__(self, i):
         if not 0 <= i < self.n:
             raise IndexError(i)
-        return {"x": kg.tensor([float(i), float(i * i)]), "i": i, "w": i / 2, "name": f"s{i}"}
+        return {"x": kg.tensor([float(i), float(i * i)], device=self.device), "i": i, "w": i / 2, "name": f"s{i}"}
 
 
 class RowsOf(Dataset):
@@ -62,8 +62,8 @@ def test_tensor_dataset(device):
         TensorDataset(x, [1, 2])
 
 
-def test_subset_concat_and_add():
-    x, y = _xy()
+def test_subset_concat_and_add(device):
+    x, y = _xy(device=device)
     ds = TensorDataset(x, y)
     sub = Subset(ds, [7, 2])
     assert len(sub) == 2 and sub[0][1].item() == 70 and sub[1][1].item() == 20
@@ -91,8 +91,8 @@ def test_in_order_batches_and_len(device):
     assert batches[0][0].device == device and batches[0][1].dtype == kg.int64
 
 
-def test_drop_last():
-    x, y = _xy()
+def test_drop_last(device):
+    x, y = _xy(device=device)
     loader = DataLoader(TensorDataset(x, y), batch_size=4, drop_last=True)
     assert len(loader) == 2
     assert [b[1].tolist() for b in loader] == [[0, 10, 20, 30], [40, 50, 60, 70]]
@@ -106,8 +106,8 @@ def _order(loader):
     return [v // 10 for b in loader for v in b[1].tolist()]
 
 
-def test_shuffle_is_a_fresh_permutation_every_epoch_and_reproducible():
-    x, y = _xy(50)
+def test_shuffle_is_a_fresh_permutation_every_epoch_and_reproducible(device):
+    x, y = _xy(50, device=device)
     ds = TensorDataset(x, y)
     loader = DataLoader(ds, batch_size=8, shuffle=True, generator=kg.Generator().manual_seed(123))
     e1, e2 = _order(loader), _order(loader)
@@ -117,12 +117,13 @@ def test_shuffle_is_a_fresh_permutation_every_epoch_and_reproducible():
     assert _order(again) == e1 and _order(again) == e2
     other = DataLoader(ds, batch_size=8, shuffle=True, generator=kg.Generator().manual_seed(124))
     assert _order(other) != e1
+    assert next(iter(loader))[0].device == device  # the order is drawn on the CPU, the data stays put
     # the permutation is kg.randperm's, drawn from the generator
     assert e1 == kg.randperm(50, generator=kg.Generator().manual_seed(123)).tolist()
 
 
-def test_shuffle_uses_the_default_generator():
-    ds = TensorDataset(*_xy(40))
+def test_shuffle_uses_the_default_generator(device):
+    ds = TensorDataset(*_xy(40, device=device))
     kg.manual_seed(7)
     a = _order(DataLoader(ds, batch_size=5, shuffle=True))
     kg.manual_seed(7)
@@ -130,8 +131,8 @@ def test_shuffle_uses_the_default_generator():
     assert a == b and sorted(a) == list(range(40))
 
 
-def test_tensor_dataset_fast_path_equals_sample_by_sample_collation():
-    x, y = _xy(23)
+def test_tensor_dataset_fast_path_equals_sample_by_sample_collation(device):
+    x, y = _xy(23, device=device)
     ds = TensorDataset(x, y)
     fast = list(DataLoader(ds, batch_size=6, shuffle=True, generator=kg.Generator().manual_seed(5)))
     slow = list(DataLoader(RowsOf(ds), batch_size=6, shuffle=True, generator=kg.Generator().manual_seed(5)))
@@ -139,23 +140,25 @@ def test_tensor_dataset_fast_path_equals_sample_by_sample_collation():
     for (fx, fy), (sx, sy) in zip(fast, slow):
         assert fx.tolist() == sx.tolist() and fy.tolist() == sy.tolist()
         assert fx.dtype == sx.dtype and fy.dtype == sy.dtype
+    assert fx.device == sx.device == device
     # batches are copies: writing into one leaves the dataset alone
     fast[0][0][...] = -1.0
     assert x.min().item() == 0.0
 
 
-def test_dict_samples_are_collated_per_key():
-    loader = DataLoader(Squares(5), batch_size=2)
+def test_dict_samples_are_collated_per_key(device):
+    loader = DataLoader(Squares(5, device), batch_size=2)
     b = next(iter(loader))
-    assert b["x"].tolist() == [[0.0, 0.0], [1.0, 1.0]]
+    assert b["x"].tolist() == [[0.0, 0.0], [1.0, 1.0]] and b["x"].device == device
+    assert b["i"].device == "cpu"  # Python numbers collate on the CPU, as in PyTorch
     assert b["i"].dtype == kg.int64 and b["i"].tolist() == [0, 1]
     assert b["w"].dtype == kg.float64 and b["w"].tolist() == [0.0, 0.5]
     assert b["name"] == ["s0", "s1"]
     assert len(loader) == 3 and list(loader)[-1]["i"].tolist() == [4]
 
 
-def test_batch_size_none_yields_single_samples():
-    x, y = _xy(4)
+def test_batch_size_none_yields_single_samples(device):
+    x, y = _xy(4, device=device)
     items = list(DataLoader(TensorDataset(x, y), batch_size=None))
     assert len(items) == 4 and isinstance(items[0], tuple) and items[2][1].item() == 20
     assert len(DataLoader(TensorDataset(x, y), batch_size=None)) == 4
@@ -208,6 +211,18 @@ def test_default_collate():
         default_collate([object(), object()])
     with pytest.raises(ValueError):
         default_collate([kg.zeros(2), kg.zeros(3)])  # tensors of different shapes can't be stacked
+
+
+def test_default_collate_keeps_the_device(device):
+    out = default_collate([(kg.zeros(2, device=device), 1), (kg.ones(2, device=device), 2)])
+    assert out[0].device == device and out[0].tolist() == [[0.0, 0.0], [1.0, 1.0]]
+    assert out[1].device == "cpu"
+
+
+@pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
+def test_default_collate_of_samples_on_different_devices_raises():
+    with pytest.raises(RuntimeError, match="cpu"):
+        default_collate([kg.zeros(2), kg.zeros(2, device="cuda")])
 
 
 # --- random_split
@@ -268,8 +283,11 @@ def test_random_split_bad_lengths(lengths, exc, match):
         random_split(TensorDataset(*_xy(10)), lengths)
 
 
-def test_loader_over_a_split():
-    train, val = random_split(TensorDataset(*_xy(20)), [0.75, 0.25], generator=kg.Generator().manual_seed(3))
-    seen = [v // 10 for _, yb in DataLoader(train, batch_size=4, shuffle=True) for v in yb.tolist()]
+def test_loader_over_a_split(device):
+    ds = TensorDataset(*_xy(20, device=device))
+    train, val = random_split(ds, [0.75, 0.25], generator=kg.Generator().manual_seed(3))
+    batches = list(DataLoader(train, batch_size=4, shuffle=True))  # a Subset: collated sample by sample
+    assert all(xb.device == device and yb.device == device for xb, yb in batches)
+    seen = [v // 10 for _, yb in batches for v in yb.tolist()]
     assert sorted(seen) == sorted(train.indices) and len(seen) == 15
     assert math.ceil(len(val) / 4) == len(DataLoader(val, batch_size=4))

@@ -14,8 +14,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
 
 
 A = np.arange(60, dtype=np.float32).reshape(3, 4, 5)
@@ -86,8 +86,8 @@ def test_bool_mask_same_shape(device):
     np.testing.assert_array_equal(npy(out), A[A > 30])
 
 
-def test_integer_index_gives_0d_and_item():
-    t = kg.tensor(A)
+def test_integer_index_gives_0d_and_item(device):
+    t = kg.tensor(A, device=device)
     assert t[1, 2, 3].shape == ()
     assert t[1, 2, 3].item() == A[1, 2, 3]
 
@@ -102,29 +102,29 @@ def test_integer_index_gives_0d_and_item():
     ],
     ids=repr,
 )
-def test_getitem_out_of_range(index, exc):
+def test_getitem_out_of_range(index, exc, device):
     with pytest.raises(exc):
-        kg.tensor(A)[index]
+        kg.tensor(A, device=device)[index]
 
 
-def test_getitem_out_of_range_index_tensor():
+def test_getitem_out_of_range_index_tensor(device):
     with pytest.raises((IndexError, RuntimeError)):
-        kg.tensor(A)[kg.tensor([0, 3])]
+        kg.tensor(A, device=device)[kg.tensor([0, 3], device=device)]
 
 
-def test_float_index_tensor_rejected():
+def test_float_index_tensor_rejected(device):
     with pytest.raises((IndexError, TypeError)):
-        kg.tensor(A)[kg.tensor([0.0, 1.0])]
+        kg.tensor(A, device=device)[kg.tensor([0.0, 1.0], device=device)]
 
 
-def test_negative_step_rejected():
+def test_negative_step_rejected(device):
     # torch does not support negative slice steps ("step must be greater than zero")
     with pytest.raises((ValueError, RuntimeError)):
-        kg.tensor(A)[::-1]
+        kg.tensor(A, device=device)[::-1]
 
 
-def test_basic_index_is_a_view():
-    t = kg.zeros(3, 4)
+def test_basic_index_is_a_view(device):
+    t = kg.zeros(3, 4, device=device)
     row = t[1]
     row[2] = 5.0
     assert t[1, 2].item() == 5.0
@@ -134,12 +134,12 @@ def test_basic_index_is_a_view():
     np.testing.assert_array_equal(npy(t)[:, 1], [0.0, 0.0, 0.0])
 
 
-def test_full_integer_index_is_a_0d_view():
+def test_full_integer_index_is_a_0d_view(device):
     # NumPy returns a scalar copy for a[i] on 1-D / a[i, j] on 2-D; a torch tensor returns a 0-d view
-    t = kg.tensor([1.0, 2.0])
+    t = kg.tensor([1.0, 2.0], device=device)
     t[0].mul_(5)
     np.testing.assert_array_equal(npy(t), [5.0, 2.0])
-    m = kg.zeros(2, 3)
+    m = kg.zeros(2, 3, device=device)
     m[1, 2].add_(4)
     m[0][1].fill_(7)
     np.testing.assert_array_equal(npy(m), [[0.0, 7.0, 0.0], [0.0, 0.0, 4.0]])
@@ -177,23 +177,23 @@ def test_setitem_with_int_index_tensor_and_scalar(device):
     np.testing.assert_array_equal(npy(t), [0, 2, 0, 2, 0])
 
 
-def test_setitem_casts_value_to_tensor_dtype():
-    t = kg.zeros(3, dtype=kg.int64)
+def test_setitem_casts_value_to_tensor_dtype(device):
+    t = kg.zeros(3, dtype=kg.int64, device=device)
     t[1] = 2.7
     assert t.dtype == kg.int64 and t.tolist() == [0, 2, 0]
-    f = kg.zeros(2)
-    f[0] = kg.tensor(3, dtype=kg.int64)
+    f = kg.zeros(2, device=device)
+    f[0] = kg.tensor(3, dtype=kg.int64, device=device)
     assert f.dtype == kg.float32 and f.tolist() == [3.0, 0.0]
 
 
-def test_setitem_shape_mismatch_raises():
-    t = kg.zeros(3, 4)
+def test_setitem_shape_mismatch_raises(device):
+    t = kg.zeros(3, 4, device=device)
     with pytest.raises((RuntimeError, ValueError)):
-        t[0] = kg.ones(3)
+        t[0] = kg.ones(3, device=device)
 
 
-def test_setitem_on_leaf_requiring_grad_raises():
-    x = kg.zeros(3, requires_grad=True)
+def test_setitem_on_leaf_requiring_grad_raises(device):
+    x = kg.zeros(3, requires_grad=True, device=device)
     with pytest.raises(RuntimeError):
         x[0] = 1.0
 
@@ -212,39 +212,39 @@ GRAD_INDICES = [
 
 
 @pytest.mark.parametrize("index", GRAD_INDICES, ids=repr)
-def test_getitem_gradcheck(index, rng):
+def test_getitem_gradcheck(index, rng, device):
     a = rng.standard_normal((3, 4, 5))
-    x = f64(a)
+    x = f64(a, device=device)
     if index == ("mask", None):
-        mask = kg.tensor(a > 0)
+        mask = kg.tensor(a > 0, device=device)
         assert gradcheck(lambda t: t[mask] * 2.0, (x,))
     else:
         assert gradcheck(lambda t: t[index] * 2.0, (x,))
 
 
-def test_getitem_repeated_index_accumulates():
-    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+def test_getitem_repeated_index_accumulates(device):
+    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
     x[[0, 0, 1, 0]].sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [3.0, 1.0, 0.0])
     x.grad = None
-    x[kg.tensor([True, False, True])].sum().backward()
+    x[kg.tensor([True, False, True], device=device)].sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [1.0, 0.0, 1.0])
 
 
-def test_setitem_on_non_leaf_backprops():
-    x = kg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+def test_setitem_on_non_leaf_backprops(device):
+    x = kg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, device=device)
     y = x * 3
     y[0] = 0.0                              # overwritten elements get no gradient
     y.sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [[0.0, 0.0], [3.0, 3.0]])
 
 
-def test_setitem_value_gets_gradient():
-    v = kg.tensor([5.0, 6.0], requires_grad=True)
-    y = kg.zeros(3, 2)
+def test_setitem_value_gets_gradient(device):
+    v = kg.tensor([5.0, 6.0], requires_grad=True, device=device)
+    y = kg.zeros(3, 2, device=device)
     y[1] = v * 2
     assert y.requires_grad
-    (y * kg.tensor([[1.0, 1.0], [2.0, 3.0], [1.0, 1.0]])).sum().backward()
+    (y * kg.tensor([[1.0, 1.0], [2.0, 3.0], [1.0, 1.0]], device=device)).sum().backward()
     np.testing.assert_array_equal(npy(v.grad), [4.0, 6.0])
 
 
@@ -262,22 +262,23 @@ def test_gather(device, rng):
                                   np.take_along_axis(a, idx0, 0))
     # torch: the index may be smaller than the input in the other dims
     small = np.array([[1], [0]])
-    np.testing.assert_array_equal(npy(t.gather(1, kg.tensor(small, device=device))), a[:2][np.arange(2)[:, None], small])
+    np.testing.assert_array_equal(npy(t.gather(1, kg.tensor(small, device=device))),
+                                  a[:2][np.arange(2)[:, None], small])
 
 
-def test_gather_grad(rng):
-    x = f64(rng.standard_normal((3, 4)))
-    idx = kg.tensor([[0, 3, 3], [1, 1, 1], [2, 0, 1]])  # repeats accumulate
+def test_gather_grad(rng, device):
+    x = f64(rng.standard_normal((3, 4)), device=device)
+    idx = kg.tensor([[0, 3, 3], [1, 1, 1], [2, 0, 1]], device=device)  # repeats accumulate
     assert gradcheck(lambda t: t.gather(1, idx), (x,))
     x.gather(1, idx).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [[1, 0, 0, 2], [0, 3, 0, 0], [1, 1, 1, 0]])
 
 
-def test_gather_bad_index():
+def test_gather_bad_index(device):
     with pytest.raises((RuntimeError, IndexError, TypeError)):
-        kg.ones(2, 3).gather(1, kg.tensor([[0.0, 1.0]]))     # float index
+        kg.ones(2, 3, device=device).gather(1, kg.tensor([[0.0, 1.0]], device=device))     # float index
     with pytest.raises((RuntimeError, IndexError, ValueError)):
-        kg.ones(2, 3).gather(1, kg.tensor([[0, 3]]))         # out of range
+        kg.ones(2, 3, device=device).gather(1, kg.tensor([[0, 3]], device=device))         # out of range
 
 
 def test_scatter_add(device, rng):
@@ -303,10 +304,10 @@ def test_scatter_add(device, rng):
     np.testing.assert_allclose(npy(out), expected0, rtol=1e-6, atol=1e-6)
 
 
-def test_scatter_add_grad(rng):
-    base = f64(rng.standard_normal((3, 5)))
-    src = f64(rng.standard_normal((3, 4)))
-    idx = kg.tensor([[0, 1, 0, 4], [2, 2, 2, 2], [4, 3, 2, 1]])
+def test_scatter_add_grad(rng, device):
+    base = f64(rng.standard_normal((3, 5)), device=device)
+    src = f64(rng.standard_normal((3, 4)), device=device)
+    idx = kg.tensor([[0, 1, 0, 4], [2, 2, 2, 2], [4, 3, 2, 1]], device=device)
     assert gradcheck(lambda b, s: kg.scatter_add(b, 1, idx, s), (base, src))
 
 
@@ -323,24 +324,24 @@ def test_masked_fill(device, rng):
     np.testing.assert_array_equal(npy(out), np.where(a > 0, 0, a))
 
 
-def test_masked_fill_grad(rng):
-    x = f64(rng.standard_normal((3, 4)))
-    mask = kg.tensor(np.array([[True, False, False, True]]))
+def test_masked_fill_grad(rng, device):
+    x = f64(rng.standard_normal((3, 4)), device=device)
+    mask = kg.tensor(np.array([[True, False, False, True]]), device=device)
     assert gradcheck(lambda t: t.masked_fill(mask, 2.0), (x,))
     x.masked_fill(mask, 2.0).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), np.tile([0.0, 1.0, 1.0, 0.0], (3, 1)))
 
 
-def test_masked_fill_requires_bool_mask():
+def test_masked_fill_requires_bool_mask(device):
     with pytest.raises((RuntimeError, TypeError)):
-        kg.ones(3).masked_fill(kg.tensor([1.0, 0.0, 1.0]), 0.0)
+        kg.ones(3, device=device).masked_fill(kg.tensor([1.0, 0.0, 1.0], device=device), 0.0)
 
 
-def test_where_grad_flows_to_selected(rng):
-    cond = kg.tensor([[True, False], [False, True]])
-    a = kg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
-    b = kg.tensor([10.0, 20.0], requires_grad=True)
-    (kg.where(cond, a, b) * kg.tensor([[1.0, 2.0], [3.0, 4.0]])).sum().backward()
+def test_where_grad_flows_to_selected(rng, device):
+    cond = kg.tensor([[True, False], [False, True]], device=device)
+    a = kg.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True, device=device)
+    b = kg.tensor([10.0, 20.0], requires_grad=True, device=device)
+    (kg.where(cond, a, b) * kg.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)).sum().backward()
     np.testing.assert_array_equal(npy(a.grad), [[1.0, 0.0], [0.0, 4.0]])
     np.testing.assert_array_equal(npy(b.grad), [3.0, 2.0])
 
@@ -359,13 +360,13 @@ def test_one_hot(device):
     np.testing.assert_array_equal(npy(out), np.eye(3, dtype=np.int64)[[[0, 1], [2, 0]]])
 
 
-def test_one_hot_bad_input():
+def test_one_hot_bad_input(device):
     with pytest.raises((RuntimeError, TypeError)):
-        F.one_hot(kg.tensor([0.0, 1.0]), 2)    # float indices
+        F.one_hot(kg.tensor([0.0, 1.0], device=device), 2)    # float indices
     with pytest.raises((RuntimeError, ValueError, IndexError)):
-        F.one_hot(kg.tensor([0, 3]), 3)        # class out of range
+        F.one_hot(kg.tensor([0, 3], device=device), 3)        # class out of range
     with pytest.raises((RuntimeError, ValueError, IndexError)):
-        F.one_hot(kg.tensor([0, -1]), 3)
+        F.one_hot(kg.tensor([0, -1], device=device), 3)
 
 
 # --- optional extra oracle: torch -------------------------------------------------------------

@@ -10,8 +10,21 @@ from kernelgrad import nn
 from kernelgrad.nn import functional as F
 
 
+def npy(t):
+    return t.detach().cpu().numpy()
+
+
 def _reduce(l, reduction):
     return {"none": l, "mean": l.mean(), "sum": l.sum()}[reduction]
+
+
+def _normal(rng, device, *shape):
+    """float32 data from NumPy (these tests are about the losses, not about kg's random numbers)."""
+    return kg.tensor(rng.standard_normal(shape).astype(np.float32), device=device)
+
+
+def _uniform(rng, device, *shape):
+    return kg.tensor(rng.uniform(0, 1, shape).astype(np.float32), device=device)
 
 
 def _inputs(rng, shape=(3, 4)):
@@ -46,14 +59,15 @@ def _cases():
         "huber": (lambda x, y, p, t, r: F.huber_loss(x, y, reduction=r, delta=0.8),
                   lambda x, y, p, t: huber(x - y, 0.8)),
         "bce": (lambda x, y, p, t, r: F.binary_cross_entropy(p, t, reduction=r), lambda x, y, p, t: bce(p, t)),
-        "bce_weight": (lambda x, y, p, t, r: F.binary_cross_entropy(p, t, weight=kg.tensor([1.0, 2.0, 0.5, 3.0], dtype=p.dtype), reduction=r),
+        "bce_weight": (lambda x, y, p, t, r: F.binary_cross_entropy(
+                           p, t, weight=kg.tensor([1.0, 2.0, 0.5, 3.0], dtype=p.dtype, device=p.device), reduction=r),
                        lambda x, y, p, t: bce(p, t, np.array([1.0, 2.0, 0.5, 3.0]))),
         "bce_logits": (lambda x, y, p, t, r: F.binary_cross_entropy_with_logits(x, t, reduction=r),
                        lambda x, y, p, t: bce(sig(x), t)),
         "bce_logits_pos_weight": (
             lambda x, y, p, t, r: F.binary_cross_entropy_with_logits(
-                x, t, weight=kg.tensor([2.0, 1.0, 1.0, 0.5], dtype=x.dtype),
-                pos_weight=kg.tensor([3.0, 1.0, 0.5, 2.0], dtype=x.dtype), reduction=r),
+                x, t, weight=kg.tensor([2.0, 1.0, 1.0, 0.5], dtype=x.dtype, device=x.device),
+                pos_weight=kg.tensor([3.0, 1.0, 0.5, 2.0], dtype=x.dtype, device=x.device), reduction=r),
             lambda x, y, p, t: -np.array([2.0, 1.0, 1.0, 0.5]) * (
                 np.array([3.0, 1.0, 0.5, 2.0]) * t * np.log(sig(x)) + (1 - t) * np.log(1 - sig(x)))),
         "kl_div": (lambda x, y, p, t, r: F.kl_div(x, t, reduction=r), lambda x, y, p, t: t * (np.log(t) - x)),
@@ -71,80 +85,82 @@ CASES = _cases()
 
 @pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_loss_values(name, reduction, rng):
+def test_loss_values(name, reduction, rng, device):
     fn, ref = CASES[name]
     x, y, p, t = _inputs(rng)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kl_div's 'mean' warning
-        got = fn(*(kg.tensor(a.astype(np.float32)) for a in (x, y, p, t)), reduction)
+        got = fn(*(kg.tensor(a.astype(np.float32), device=device) for a in (x, y, p, t)), reduction)
     assert got.dtype == kg.float32
     want = _reduce(ref(x, y, p, t), reduction)
     assert got.shape == np.shape(want)
-    np.testing.assert_allclose(got.numpy(), want, rtol=2e-5, atol=1e-6)
+    assert got.device == device
+    np.testing.assert_allclose(npy(got), want, rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_loss_gradcheck(name, rng):
+def test_loss_gradcheck(name, rng, device):
     fn, _ = CASES[name]
     x, y, p, t = _inputs(rng, (2, 4))
     # keep |x - y| away from the kinks of l1/smooth_l1/huber/hinge/margin
     y = np.where(np.abs(np.abs(x - y) - 0.75) < 0.1, y + 0.3, y)
     y = np.where(np.abs(x - y) < 0.1, y + 0.3, y)
     x = np.where(np.abs(x - 0.5) < 0.1, x + 0.3, x)
-    args = [kg.tensor(a, requires_grad=True) for a in (x, y, p, t)]
+    args = [kg.tensor(a, requires_grad=True, device=device) for a in (x, y, p, t)]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert kg.autograd.gradcheck(lambda *a: fn(*a, "sum"), args)
 
 
-def test_bce_clamps_log_at_minus_100():
-    p = kg.tensor([0.0, 1.0, 0.0, 1.0], dtype=kg.float64, requires_grad=True)
-    t = kg.tensor([1.0, 0.0, 0.0, 1.0], dtype=kg.float64)
+def test_bce_clamps_log_at_minus_100(device):
+    p = kg.tensor([0.0, 1.0, 0.0, 1.0], dtype=kg.float64, requires_grad=True, device=device)
+    t = kg.tensor([1.0, 0.0, 0.0, 1.0], dtype=kg.float64, device=device)
     loss = F.binary_cross_entropy(p, t, reduction="none")
     assert loss.tolist() == [100.0, 100.0, 0.0, 0.0]
     loss.sum().backward()
-    assert np.all(np.isfinite(p.grad.numpy()))
+    assert np.all(np.isfinite(npy(p.grad)))
 
 
-def test_bce_with_logits_is_stable_for_large_logits():
-    x = kg.tensor([-200.0, 200.0, 0.0], dtype=kg.float64, requires_grad=True)
-    t = kg.tensor([1.0, 0.0, 1.0], dtype=kg.float64)
+def test_bce_with_logits_is_stable_for_large_logits(device):
+    x = kg.tensor([-200.0, 200.0, 0.0], dtype=kg.float64, requires_grad=True, device=device)
+    t = kg.tensor([1.0, 0.0, 1.0], dtype=kg.float64, device=device)
     loss = F.binary_cross_entropy_with_logits(x, t, reduction="none")
-    np.testing.assert_allclose(loss.detach().numpy(), [200.0, 200.0, np.log(2)])
+    np.testing.assert_allclose(npy(loss), [200.0, 200.0, np.log(2)])
     loss.sum().backward()
-    np.testing.assert_allclose(x.grad.numpy(), [-1.0, 1.0, -0.5])  # sigmoid(x) - t, also at x = 0
+    np.testing.assert_allclose(npy(x.grad), [-1.0, 1.0, -0.5])  # sigmoid(x) - t, also at x = 0
 
 
-def test_kl_div_batchmean_and_zero_targets():
-    x = kg.tensor([[-1.0, -2.0], [-0.5, -3.0]])
-    t = kg.tensor([[0.0, 1.0], [0.5, 0.5]])
+def test_kl_div_batchmean_and_zero_targets(device):
+    x = kg.tensor([[-1.0, -2.0], [-0.5, -3.0]], device=device)
+    t = kg.tensor([[0.0, 1.0], [0.5, 0.5]], device=device)
     pointwise = np.array([[0.0, 2.0], [0.5 * (np.log(0.5) + 0.5), 0.5 * (np.log(0.5) + 3.0)]])
-    np.testing.assert_allclose(F.kl_div(x, t, reduction="none").numpy(), pointwise, rtol=1e-6)
+    np.testing.assert_allclose(npy(F.kl_div(x, t, reduction="none")), pointwise, rtol=1e-6)
     np.testing.assert_allclose(F.kl_div(x, t, reduction="batchmean").item(), pointwise.sum() / 2, rtol=1e-6)
     with pytest.warns(UserWarning):
         F.kl_div(x, t)
     assert F.kl_div(x, t, reduction="batchmean").shape == ()
 
 
-def test_cosine_similarity(rng):
+def test_cosine_similarity(rng, device):
     a, b = rng.standard_normal((4, 5)), rng.standard_normal((4, 5))
+    ta, tb = kg.tensor(a, device=device), kg.tensor(b, device=device)
     want = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    np.testing.assert_allclose(F.cosine_similarity(kg.tensor(a), kg.tensor(b)).numpy(), want, rtol=1e-12)
-    np.testing.assert_allclose(F.cosine_similarity(kg.tensor(a), kg.tensor(b), dim=0).numpy(),
+    np.testing.assert_allclose(npy(F.cosine_similarity(ta, tb)), want, rtol=1e-12)
+    np.testing.assert_allclose(npy(F.cosine_similarity(ta, tb, dim=0)),
                                (a * b).sum(0) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0)), rtol=1e-12)
-    np.testing.assert_allclose(nn.CosineSimilarity()(kg.tensor(a), kg.tensor(b[:1])).numpy(),
+    np.testing.assert_allclose(npy(nn.CosineSimilarity()(ta, tb[:1])),
                                (a * b[:1]).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b[:1])), rtol=1e-12)
-    xa, xb = kg.tensor(a[:2], requires_grad=True), kg.tensor(b[:2], requires_grad=True)
+    xa, xb = kg.tensor(a[:2], requires_grad=True, device=device), kg.tensor(b[:2], requires_grad=True, device=device)
     assert kg.autograd.gradcheck(F.cosine_similarity, [xa, xb])
-    z = kg.zeros(2, 3, dtype=kg.float64, requires_grad=True)
-    out = F.cosine_similarity(z, kg.ones(2, 3, dtype=kg.float64))
+    z = kg.zeros(2, 3, dtype=kg.float64, requires_grad=True, device=device)
+    out = F.cosine_similarity(z, kg.ones(2, 3, dtype=kg.float64, device=device))
     out.sum().backward()
-    assert out.tolist() == [0.0, 0.0] and np.all(np.isfinite(z.grad.numpy()))
+    assert out.tolist() == [0.0, 0.0] and np.all(np.isfinite(npy(z.grad)))
 
 
-def test_loss_modules_match_functional(rng):
-    x, y, p, t = (kg.tensor(a.astype(np.float32)) for a in _inputs(rng))
-    w = kg.tensor([1.0, 2.0, 0.5, 3.0])
+def test_loss_modules_match_functional(rng, device):
+    x, y, p, t = (kg.tensor(a.astype(np.float32), device=device) for a in _inputs(rng))
+    w = kg.tensor([1.0, 2.0, 0.5, 3.0], device=device)
     checks = [
         (nn.MSELoss(), (x, y), F.mse_loss(x, y)),
         (nn.L1Loss(reduction="sum"), (x, y), F.l1_loss(x, y, reduction="sum")),
@@ -157,15 +173,15 @@ def test_loss_modules_match_functional(rng):
         (nn.MarginRankingLoss(0.1), (x, y, (t - 0.5).sign()), F.margin_ranking_loss(x, y, (t - 0.5).sign(), 0.1)),
     ]
     for m, args, want in checks:
-        np.testing.assert_allclose(m(*args).numpy(), want.numpy(), rtol=1e-6, err_msg=repr(m))
+        np.testing.assert_allclose(npy(m(*args)), npy(want), rtol=1e-6, err_msg=repr(m))
     m = nn.BCEWithLogitsLoss(weight=w, pos_weight=w * 2)
     assert [n for n, _ in m.named_buffers()] == ["weight", "pos_weight"]
-    assert m.double().weight.dtype == kg.float64
+    assert m.double().weight.dtype == kg.float64 and m.weight.device == device
     assert list(nn.BCELoss().state_dict()) == []
 
 
-def test_bad_reduction_and_shapes():
-    x, y = kg.randn(3), kg.randn(3)
+def test_bad_reduction_and_shapes(device, rng):
+    x, y = _normal(rng, device, 3), _normal(rng, device, 3)
     for fn in (F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.kl_div, F.hinge_embedding_loss,
                F.binary_cross_entropy_with_logits):
         with pytest.raises(ValueError):
@@ -175,23 +191,23 @@ def test_bad_reduction_and_shapes():
     with pytest.raises(ValueError):
         nn.MSELoss(reduction="bad")
     with pytest.raises(ValueError):
-        F.binary_cross_entropy(kg.rand(3), kg.rand(3, 1))
+        F.binary_cross_entropy(_uniform(rng, device, 3), _uniform(rng, device, 3, 1))
     with pytest.raises(ValueError):
-        F.binary_cross_entropy_with_logits(x, kg.rand(1))
+        F.binary_cross_entropy_with_logits(x, _uniform(rng, device, 1))
     with pytest.raises(RuntimeError):
-        F.binary_cross_entropy(kg.tensor([1.5]), kg.tensor([1.0]))
+        F.binary_cross_entropy(kg.tensor([1.5], device=device), kg.tensor([1.0], device=device))
     with pytest.raises(ValueError):
-        F.mse_loss(kg.randn(3), kg.randn(4))
+        F.mse_loss(_normal(rng, device, 3), _normal(rng, device, 4))
     with pytest.raises(TypeError):
         F.mse_loss(x, [1.0, 2.0, 3.0])
     with pytest.raises(ValueError):
         F.smooth_l1_loss(x, y, beta=-1.0)
     with pytest.raises(RuntimeError):
-        F.margin_ranking_loss(x, y, kg.ones(1, 3))
+        F.margin_ranking_loss(x, y, kg.ones(1, 3, device=device))
 
 
-def test_regression_losses_broadcast_with_a_warning():
-    x, y = kg.randn(4, 3), kg.randn(3)
+def test_regression_losses_broadcast_with_a_warning(device, rng):
+    x, y = _normal(rng, device, 4, 3), _normal(rng, device, 3)
     with pytest.warns(UserWarning, match="different to the input size"):
         out = F.mse_loss(x, y, reduction="none")
     assert out.shape == (4, 3)
@@ -199,7 +215,7 @@ def test_regression_losses_broadcast_with_a_warning():
         F.l1_loss(x, y)
 
 
-def test_losses_against_torch(rng):
+def test_losses_against_torch(rng, device):
     torch = pytest.importorskip("torch")
     TF = torch.nn.functional
     x, y, p, t = _inputs(rng, (5, 4))
@@ -212,39 +228,39 @@ def test_losses_against_torch(rng):
         (lambda m, x, y, p, t, r: m.smooth_l1_loss(x, y, reduction=r, beta=0.5)),
         (lambda m, x, y, p, t, r: m.huber_loss(x, y, reduction=r, delta=0.5)),
         (lambda m, x, y, p, t, r: m.binary_cross_entropy(p, t, reduction=r)),
-        (lambda m, x, y, p, t, r: m.binary_cross_entropy_with_logits(x, t, reduction=r, pos_weight=_T(m, w))),
+        (lambda m, x, y, p, t, r: m.binary_cross_entropy_with_logits(x, t, reduction=r, pos_weight=_T(m, w, device))),
         (lambda m, x, y, p, t, r: m.kl_div(x, t, reduction=r)),
         (lambda m, x, y, p, t, r: m.kl_div(x, y, reduction=r, log_target=True)),
-        (lambda m, x, y, p, t, r: m.hinge_embedding_loss(x, _T(m, sgn), reduction=r)),
-        (lambda m, x, y, p, t, r: m.margin_ranking_loss(x, y, _T(m, sgn), margin=0.2, reduction=r)),
+        (lambda m, x, y, p, t, r: m.hinge_embedding_loss(x, _T(m, sgn, device), reduction=r)),
+        (lambda m, x, y, p, t, r: m.margin_ranking_loss(x, y, _T(m, sgn, device), margin=0.2, reduction=r)),
     ]
     for i, call in enumerate(calls):
         for r in ("none", "mean", "sum"):
-            ka = [kg.tensor(a, requires_grad=True) for a in (x, y, p, t)]
+            ka = [kg.tensor(a, requires_grad=True, device=device) for a in (x, y, p, t)]
             ta = [torch.tensor(a, requires_grad=True) for a in (x, y, p, t)]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 ko, to = call(F, *ka, r), call(TF, *ta, r)
-            np.testing.assert_allclose(ko.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12,
+            np.testing.assert_allclose(npy(ko), to.detach().numpy(), rtol=1e-10, atol=1e-12,
                                        err_msg=f"call {i} {r}")
             (ko * 1.5).sum().backward()
             (to * 1.5).sum().backward()
             for j, (a, b) in enumerate(zip(ka, ta)):
-                ga = None if a.grad is None else a.grad.numpy()
+                ga = None if a.grad is None else npy(a.grad)
                 gb = None if b.grad is None else b.grad.numpy()
                 if ga is None or gb is None:
                     assert ga is None or not np.any(ga), f"call {i} {r} input {j}"
                     continue
                 np.testing.assert_allclose(ga, gb, rtol=1e-9, atol=1e-12, err_msg=f"call {i} {r} input {j}")
     a, b = rng.standard_normal((3, 6)), rng.standard_normal((3, 6))
-    np.testing.assert_allclose(F.cosine_similarity(kg.tensor(a), kg.tensor(b)).numpy(),
+    np.testing.assert_allclose(npy(F.cosine_similarity(kg.tensor(a, device=device), kg.tensor(b, device=device))),
                                TF.cosine_similarity(torch.tensor(a), torch.tensor(b)).numpy(), rtol=1e-12)
 
 
-def _T(mod, a):
+def _T(mod, a, device="cpu"):
     """A float64 tensor of `a` for whichever library `mod` (F or torch's F) belongs to."""
     if mod is F:
-        return kg.tensor(a)
+        return kg.tensor(a, device=device)
     import torch
 
     return torch.tensor(a)

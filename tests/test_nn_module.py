@@ -10,6 +10,16 @@ import kernelgrad as kg
 from kernelgrad import nn
 
 
+def npy(t):
+    return t.detach().cpu().numpy()
+
+
+def data(*shape, device="cpu", dtype=kg.float32):
+    """Fixed inputs built with NumPy (not kg.randn: these tests are about modules, not random numbers)."""
+    values = np.random.default_rng(sum(shape)).standard_normal(shape)
+    return kg.tensor(values, dtype=dtype, device=device)
+
+
 class TwoLayer(nn.Module):
     def __init__(self):
         super().__init__()
@@ -24,29 +34,31 @@ class TwoLayer(nn.Module):
 
 
 # --- Parameter
-def test_parameter_is_a_leaf_tensor_sharing_data():
-    t = kg.tensor([1.0, 2.0])
+def test_parameter_is_a_leaf_tensor_sharing_data(device):
+    t = kg.tensor([1.0, 2.0], device=device)
     p = nn.Parameter(t)
     assert isinstance(p, kg.Tensor) and isinstance(p, nn.Parameter)
     assert p.requires_grad and p.is_leaf and p.grad_fn is None
     with kg.no_grad():
         t[0] = 5.0
     assert p.tolist() == [5.0, 2.0]  # shares memory with t
-    assert not nn.Parameter(kg.zeros(2), requires_grad=False).requires_grad
+    assert p.device == device
+    assert not nn.Parameter(kg.zeros(2, device=device), requires_grad=False).requires_grad
     assert nn.Parameter().shape == (0,)
 
 
-def test_parameter_ops_return_plain_tensors_and_backprop():
-    p = nn.Parameter(kg.tensor([1.0, -2.0]))
+def test_parameter_ops_return_plain_tensors_and_backprop(device):
+    p = nn.Parameter(kg.tensor([1.0, -2.0], device=device))
     y = p * 3
-    assert type(y) is kg.Tensor
+    assert type(y) is kg.Tensor and y.device == device
     y.sum().backward()
-    assert p.grad.tolist() == [3.0, 3.0]
+    assert p.grad.tolist() == [3.0, 3.0] and p.grad.device == device
 
 
-def test_parameter_repr():
-    p = nn.Parameter(kg.tensor([1.0, 2.0]))
-    assert repr(p) == "Parameter containing:\ntensor([1., 2.], requires_grad=True)"
+def test_parameter_repr(device):
+    p = nn.Parameter(kg.tensor([1.0, 2.0], device=device))
+    on = "" if device == "cpu" else f", device='{device}'"
+    assert repr(p) == f"Parameter containing:\ntensor([1., 2.]{on}, requires_grad=True)"
 
 
 def test_parameter_rejects_non_tensor_and_int_grad():
@@ -57,10 +69,10 @@ def test_parameter_rejects_non_tensor_and_int_grad():
     assert not nn.Parameter(kg.tensor([1, 2]), requires_grad=False).requires_grad
 
 
-def test_parameter_deepcopy():
-    p = nn.Parameter(kg.tensor([1.0, 2.0]))
+def test_parameter_deepcopy(device):
+    p = nn.Parameter(kg.tensor([1.0, 2.0], device=device))
     q = copy.deepcopy(p)
-    assert isinstance(q, nn.Parameter) and q.requires_grad and q is not p
+    assert isinstance(q, nn.Parameter) and q.requires_grad and q is not p and q.device == device
     with kg.no_grad():
         p[0] = 9.0
     assert q.tolist() == [1.0, 2.0]
@@ -143,19 +155,21 @@ def test_missing_forward_raises():
         nn.Module()(kg.zeros(1))
 
 
-def test_shared_parameters_come_once():
+def test_shared_parameters_come_once(device):
     a = nn.Linear(3, 3)
     b = nn.Linear(3, 3)
     b.weight = a.weight
-    seq = nn.Sequential(a, b, a)
+    seq = nn.Sequential(a, b, a).to(device)
+    assert b.weight is a.weight and a.weight.device == device  # moving keeps the sharing
     assert len(list(seq.parameters())) == 3
     assert [n for n, _ in seq.named_parameters()] == ["0.weight", "0.bias", "1.bias"]
     assert len(list(seq.modules())) == 3  # the Sequential, a, b
     assert len(list(seq.named_parameters(remove_duplicate=False))) == 6
     # the shared weight gets the gradients of every use
-    x = kg.randn(2, 3)
+    x = data(2, 3, device=device)
     seq(x).sum().backward()
     assert a.weight.grad is b.weight.grad or a.weight.grad.shape == (3, 3)
+    assert a.weight.grad.device == device
 
 
 def test_train_eval_and_apply():
@@ -172,12 +186,12 @@ def test_train_eval_and_apply():
     assert seen == ["Linear", "Dropout", "ReLU", "Sequential", "Sequential"]
 
 
-def test_zero_grad_and_requires_grad():
-    m = nn.Linear(3, 2)
-    m(kg.randn(4, 3)).sum().backward()
-    assert m.weight.grad is not None
+def test_zero_grad_and_requires_grad(device):
+    m = nn.Linear(3, 2).to(device)
+    m(data(4, 3, device=device)).sum().backward()
+    assert m.weight.grad is not None and m.weight.grad.device == device
     m.zero_grad(set_to_none=False)
-    assert m.weight.grad.tolist() == [[0.0] * 3] * 2
+    assert m.weight.grad.tolist() == [[0.0] * 3] * 2 and m.weight.grad.device == device
     m.zero_grad()
     assert m.weight.grad is None and m.bias.grad is None
     m.requires_grad_(False)
@@ -186,24 +200,24 @@ def test_zero_grad_and_requires_grad():
     assert all(p.requires_grad for p in m.parameters())
 
 
-def test_to_dtype_keeps_parameter_objects():
-    m = TwoLayer()
+def test_to_dtype_keeps_parameter_objects(device):
+    m = TwoLayer().to(device)
     w = m.fc1.weight
-    m(kg.randn(2, 4)).sum().backward()
+    m(data(2, 4, device=device)).sum().backward()
     assert m.double() is m
     assert m.fc1.weight is w and isinstance(w, nn.Parameter) and w.requires_grad
     assert w.dtype == kg.float64 and w.grad.dtype == kg.float64
     assert m.steps.dtype == kg.int64  # integer buffers keep their dtype
     assert m.scratch.dtype == kg.float64
-    out = m(kg.randn(2, 4, dtype=kg.float64))
-    assert out.dtype == kg.float64
+    out = m(data(2, 4, dtype=kg.float64, device=device))
+    assert out.dtype == kg.float64 and out.device == device
     m.to(kg.float32)
     assert w.dtype == kg.float32
-    m.float().cpu()
-    assert w.device == "cpu"
-    m.to("cpu", dtype=kg.float64)
-    assert w.dtype == kg.float64
-    m.to(kg.zeros(1))
+    m.float().to(device)
+    assert w.device == device
+    m.to(device, dtype=kg.float64)
+    assert w.dtype == kg.float64 and w.device == device and m.steps.device == device
+    m.to(kg.zeros(1, device=device))
     assert w.dtype == kg.float32
     with pytest.raises(TypeError):
         m.to(kg.int64)
@@ -212,29 +226,53 @@ def test_to_dtype_keeps_parameter_objects():
 def test_to_device(device):
     m = nn.Linear(3, 2).to(device)
     assert m.weight.device == device and isinstance(m.weight, nn.Parameter)
-    out = m(kg.randn(4, 3, device=device))
+    out = m(data(4, 3, device=device))
     assert out.device == device
 
 
+def test_to_device_moves_parameters_grads_and_buffers_in_place(device):
+    m = TwoLayer()
+    w, b = m.fc1.weight, m.fc2.bias
+    values = npy(w).copy()
+    w.grad = kg.full(w.shape, 0.5)
+    with kg.no_grad():
+        m.steps.fill_(7)
+    assert m.to(device) is m
+    # the same Parameter objects, now on the device with their values, their grads and the buffers
+    assert m.fc1.weight is w and m.fc2.bias is b and isinstance(w, nn.Parameter)
+    assert all(p.device == device and p.requires_grad and p.is_leaf for p in m.parameters())
+    assert w.grad.device == device and w.grad.tolist() == [[0.5] * 4] * 3
+    assert m.steps.device == device and m.steps.dtype == kg.int64 and m.steps.item() == 7
+    assert m.scratch.device == device  # non-persistent buffers move too
+    np.testing.assert_array_equal(npy(w), values)
+    assert all(v.device == device for v in m.state_dict().values())
+    back = m.cpu()
+    assert back is m and all(p.device == "cpu" for p in m.parameters()) and m.steps.device == "cpu"
+    np.testing.assert_array_equal(w.detach().numpy(), values)
+    if device != "cpu":
+        assert m.cuda() is m and w.device == "cuda" and w.grad.device == "cuda"
+
+
 # --- hooks
-def test_forward_hooks():
-    m = nn.Linear(2, 2)
+def test_forward_hooks(device):
+    m = nn.Linear(2, 2).to(device)
     calls = []
     h1 = m.register_forward_pre_hook(lambda mod, args: (args[0] * 0,))
     h2 = m.register_forward_hook(lambda mod, args, out: calls.append(out.shape) or out + 1)
-    out = m(kg.ones(3, 2))
+    out = m(kg.ones(3, 2, device=device))
     assert calls == [(3, 2)]
-    np.testing.assert_allclose(out.detach().numpy(), (m.bias.detach().numpy() + 1)[None].repeat(3, 0), rtol=1e-6)
+    np.testing.assert_allclose(npy(out), (npy(m.bias) + 1)[None].repeat(3, 0), rtol=1e-6)
     h1.remove()
     h2.remove()
-    x = kg.ones(3, 2)
-    np.testing.assert_allclose(m(x).detach().numpy(), nn.functional.linear(x, m.weight, m.bias).detach().numpy())
+    x = kg.ones(3, 2, device=device)
+    np.testing.assert_allclose(npy(m(x)), npy(nn.functional.linear(x, m.weight, m.bias)))
 
 
 # --- state dict
-def test_state_dict_contents():
-    m = TwoLayer()
+def test_state_dict_contents(device):
+    m = TwoLayer().to(device)
     sd = m.state_dict()
+    assert all(v.device == device for v in sd.values())
     assert isinstance(sd, collections.OrderedDict)
     # own entries before the children's, as in PyTorch; scratch is not persistent
     assert list(sd) == ["steps", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
@@ -246,27 +284,43 @@ def test_state_dict_contents():
     assert list(nn.Sequential(nn.Linear(1, 1, bias=False)).state_dict()) == ["0.weight"]
 
 
-def test_state_dict_round_trip_gives_identical_outputs():
-    a, b = TwoLayer(), TwoLayer()
-    x = kg.randn(5, 4)
-    assert not np.allclose(a(x).detach().numpy(), b(x).detach().numpy())
+def test_state_dict_round_trip_gives_identical_outputs(device):
+    a, b = TwoLayer().to(device), TwoLayer().to(device)
+    x = data(5, 4, device=device)
+    assert not np.allclose(npy(a(x)), npy(b(x)))
     w_before = b.fc1.weight
     result = b.load_state_dict(a.state_dict())
     assert result.missing_keys == [] and result.unexpected_keys == []
     assert repr(result) == "<All keys matched successfully>"
     assert b.fc1.weight is w_before and b.fc1.weight.requires_grad  # copied in place
-    np.testing.assert_array_equal(a(x).detach().numpy(), b(x).detach().numpy())
+    np.testing.assert_array_equal(npy(a(x)), npy(b(x)))
     with kg.no_grad():
         a.fc1.weight.fill_(0.0)  # a copy, not shared
-    assert not np.all(b.fc1.weight.detach().numpy() == 0)
+    assert not np.all(npy(b.fc1.weight) == 0)
 
 
-def test_load_state_dict_strict_and_non_strict():
-    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+def test_load_state_dict_across_devices(device):
+    # PyTorch copies each entry into the existing parameter: the module keeps its device
+    src, dst = TwoLayer(), TwoLayer().to(device)
+    with kg.no_grad():
+        src.steps.fill_(5)
+    w = dst.fc1.weight
+    dst.load_state_dict(src.state_dict())
+    assert dst.fc1.weight is w and w.device == device and dst.steps.device == device and dst.steps.item() == 5
+    for name, value in src.state_dict().items():
+        np.testing.assert_array_equal(npy(dst.state_dict()[name]), value.numpy())
+    back = TwoLayer()
+    back.load_state_dict(dst.state_dict())  # and from the device to the CPU
+    assert back.fc1.weight.device == "cpu"
+    np.testing.assert_array_equal(back.fc1.weight.detach().numpy(), src.fc1.weight.detach().numpy())
+
+
+def test_load_state_dict_strict_and_non_strict(device):
+    m = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1)).to(device)
     sd = m.state_dict()
     del sd["2.bias"]
-    sd["2.extra"] = kg.zeros(1)
-    sd["5.weight"] = kg.zeros(1)
+    sd["2.extra"] = kg.zeros(1, device=device)
+    sd["5.weight"] = kg.zeros(1, device=device)
     with pytest.raises(RuntimeError) as e:
         m.load_state_dict(sd)
     msg = str(e.value)
@@ -277,10 +331,10 @@ def test_load_state_dict_strict_and_non_strict():
     assert missing == ["2.bias"] and unexpected == ["5.weight", "2.extra"]
 
 
-def test_load_state_dict_shape_mismatch_names_the_key():
-    m = nn.Linear(2, 3)
+def test_load_state_dict_shape_mismatch_names_the_key(device):
+    m = nn.Linear(2, 3).to(device)
     sd = m.state_dict()
-    sd["weight"] = kg.zeros(3, 3)
+    sd["weight"] = kg.zeros(3, 3, device=device)
     for strict in (True, False):
         with pytest.raises(RuntimeError, match="size mismatch for weight"):
             m.load_state_dict(sd, strict=strict)
@@ -288,22 +342,22 @@ def test_load_state_dict_shape_mismatch_names_the_key():
         m.load_state_dict([1, 2])
 
 
-def test_load_state_dict_converts_dtype_and_loads_buffers():
-    a, b = TwoLayer(), TwoLayer().double()
+def test_load_state_dict_converts_dtype_and_loads_buffers(device):
+    a, b = TwoLayer().to(device), TwoLayer().double().to(device)
     with kg.no_grad():
         a.steps.fill_(3)
     b.load_state_dict(a.state_dict())
-    assert b.fc1.weight.dtype == kg.float64 and b.steps.item() == 3
-    np.testing.assert_allclose(b.fc1.weight.detach().numpy(), a.fc1.weight.detach().numpy(), rtol=1e-7)
+    assert b.fc1.weight.dtype == kg.float64 and b.steps.item() == 3 and b.fc1.weight.device == device
+    np.testing.assert_allclose(npy(b.fc1.weight), npy(a.fc1.weight), rtol=1e-7)
 
 
-def test_state_dict_from_torch_linear():
+def test_state_dict_from_torch_linear(device):
     torch = pytest.importorskip("torch")
     tm = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
-    km = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    km = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)).to(device)
     km.load_state_dict({k: kg.tensor(v.detach().numpy()) for k, v in tm.state_dict().items()})
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
-    np.testing.assert_allclose(km(kg.tensor(x)).detach().numpy(), tm(torch.tensor(x)).detach().numpy(),
+    np.testing.assert_allclose(npy(km(kg.tensor(x, device=device))), tm(torch.tensor(x)).detach().numpy(),
                                rtol=1e-5, atol=1e-6)
 
 

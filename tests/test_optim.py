@@ -144,10 +144,10 @@ def test_matches_numpy_on_fixed_gradients(name, kwargs, device):
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
-def test_matches_numpy_on_quadratic_with_backward(name, kwargs):
+def test_matches_numpy_on_quadratic_with_backward(name, kwargs, device):
     """Gradients from autograd on f(p) = sum(c * (p - target)^2), zero_grad between steps."""
-    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True)
-    c, target = kg.tensor(CURV, dtype=kg.float64), kg.tensor(TARGET, dtype=kg.float64)
+    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device)
+    c, target = kg.tensor(CURV, dtype=kg.float64, device=device), kg.tensor(TARGET, dtype=kg.float64, device=device)
     opt = getattr(optim, name)([p], **kwargs)
     expected = REFS[name](P0, lambda q, t: 2 * CURV * (q - TARGET), **kwargs)
     for t in range(STEPS):
@@ -158,14 +158,14 @@ def test_matches_numpy_on_quadratic_with_backward(name, kwargs):
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
-def test_matches_torch(name, kwargs):
+def test_matches_torch(name, kwargs, device):
     torch = pytest.importorskip("torch")
-    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True)
+    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device)
     tp = torch.tensor(P0, dtype=torch.float64, requires_grad=True)
     opt = getattr(optim, name)([p], **kwargs)
     topt = getattr(torch.optim, name)([tp], **kwargs)
     for t in range(STEPS):
-        p.grad = kg.tensor(GRADS[t], dtype=kg.float64)
+        p.grad = kg.tensor(GRADS[t], dtype=kg.float64, device=device)
         tp.grad = torch.tensor(GRADS[t], dtype=torch.float64)
         opt.step()
         topt.step()
@@ -180,16 +180,16 @@ def test_matches_torch(name, kwargs):
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
-def test_float32_parameters_stay_float32_and_match_torch(name):
+def test_float32_parameters_stay_float32_and_match_torch(name, device):
     torch = pytest.importorskip("torch")
     kwargs = dict(lr=0.05, weight_decay=0.01)
     if name in ("SGD", "RMSprop"):
         kwargs["momentum"] = 0.9
-    p = kg.tensor(P0.astype(np.float32), requires_grad=True)
+    p = kg.tensor(P0.astype(np.float32), requires_grad=True, device=device)
     tp = torch.tensor(P0.astype(np.float32), requires_grad=True)
     opt, topt = getattr(optim, name)([p], **kwargs), getattr(torch.optim, name)([tp], **kwargs)
     for t in range(STEPS):
-        p.grad = kg.tensor(GRADS[t].astype(np.float32))
+        p.grad = kg.tensor(GRADS[t].astype(np.float32), device=device)
         tp.grad = torch.tensor(GRADS[t].astype(np.float32))
         opt.step()
         topt.step()
@@ -199,9 +199,9 @@ def test_float32_parameters_stay_float32_and_match_torch(name):
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
-def test_param_groups_with_different_lrs(name):
-    a = kg.tensor(P0, dtype=kg.float64, requires_grad=True)
-    b = kg.tensor(P0[::-1].copy(), dtype=kg.float64, requires_grad=True)
+def test_param_groups_with_different_lrs(name, device):
+    a = kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device)
+    b = kg.tensor(P0[::-1].copy(), dtype=kg.float64, requires_grad=True, device=device)
     extra = dict(momentum=0.9) if name in ("SGD", "RMSprop") else {}
     opt = getattr(optim, name)([{"params": [a], "lr": 0.1}, {"params": b}], lr=0.01, **extra)
     assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]
@@ -209,22 +209,23 @@ def test_param_groups_with_different_lrs(name):
     exp_a = REFS[name](P0, lambda _p, t: GRADS[t], lr=0.1, **extra)
     exp_b = REFS[name](P0[::-1].copy(), lambda _p, t: GRADS[t] * 2, lr=0.01, **extra)
     for t in range(STEPS):
-        a.grad = kg.tensor(GRADS[t], dtype=kg.float64)
-        b.grad = kg.tensor(GRADS[t] * 2, dtype=kg.float64)
+        a.grad = kg.tensor(GRADS[t], dtype=kg.float64, device=device)
+        b.grad = kg.tensor(GRADS[t] * 2, dtype=kg.float64, device=device)
         opt.step()
         np.testing.assert_allclose(_host(a), exp_a[t], rtol=1e-12, atol=1e-14)
         np.testing.assert_allclose(_host(b), exp_b[t], rtol=1e-12, atol=1e-14)
 
 
-def test_param_groups_match_torch_with_lr_changed_between_steps():
+def test_param_groups_match_torch_with_lr_changed_between_steps(device):
     torch = pytest.importorskip("torch")
-    a, b = kg.tensor(P0, dtype=kg.float64, requires_grad=True), kg.tensor(P0 * 2, dtype=kg.float64, requires_grad=True)
+    a = kg.tensor(P0, dtype=kg.float64, device=device, requires_grad=True)
+    b = kg.tensor(P0 * 2, dtype=kg.float64, device=device, requires_grad=True)
     ta, tb = torch.tensor(P0, requires_grad=True), torch.tensor(P0 * 2, requires_grad=True)
     opt = optim.Adam([{"params": [a]}, {"params": [b], "lr": 0.2, "betas": (0.5, 0.9)}], lr=0.05)
     topt = torch.optim.Adam([{"params": [ta]}, {"params": [tb], "lr": 0.2, "betas": (0.5, 0.9)}], lr=0.05)
     for t in range(STEPS):
         for x, tx, s in ((a, ta, 1.0), (b, tb, -3.0)):
-            x.grad = kg.tensor(GRADS[t] * s, dtype=kg.float64)
+            x.grad = kg.tensor(GRADS[t] * s, dtype=kg.float64, device=device)
             tx.grad = torch.tensor(GRADS[t] * s)
         opt.step()
         topt.step()
@@ -235,14 +236,14 @@ def test_param_groups_match_torch_with_lr_changed_between_steps():
 
 
 @pytest.mark.parametrize("name", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"])
-def test_step_uses_only_tensor_ops_on_the_device(name, monkeypatch):
+def test_step_uses_only_tensor_ops_on_the_device(name, monkeypatch, device):
     """No host round trip in step(): reading a tensor's values on the host fails the test."""
-    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True)
+    p = kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device)
     kwargs = {"amsgrad": True} if name.startswith("Adam") else {"momentum": 0.9} if name != "Adagrad" else {}
     if name == "RMSprop":
         kwargs["centered"] = True
     opt = getattr(optim, name)([p], lr=0.1, weight_decay=0.1, **kwargs)
-    p.grad = kg.tensor(GRADS[0], dtype=kg.float64)
+    p.grad = kg.tensor(GRADS[0], dtype=kg.float64, device=device)
 
     def no_host(*args, **kwargs):
         raise AssertionError("step() read tensor values on the host")
@@ -255,19 +256,19 @@ def test_step_uses_only_tensor_ops_on_the_device(name, monkeypatch):
     assert opt.state[p]["step"] == 2 if name != "SGD" else "momentum_buffer" in opt.state[p]
 
 
-def test_parameters_without_grad_are_skipped():
-    a = kg.tensor([1.0, 2.0], requires_grad=True)
-    b = kg.tensor([3.0, 4.0], requires_grad=True)
+def test_parameters_without_grad_are_skipped(device):
+    a = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
+    b = kg.tensor([3.0, 4.0], requires_grad=True, device=device)
     opt = optim.Adam([a, b], lr=0.1)
-    a.grad = kg.tensor([1.0, 1.0])
+    a.grad = kg.tensor([1.0, 1.0], device=device)
     opt.step()
     assert b.tolist() == [3.0, 4.0] and b not in opt.state
     assert a.tolist() != [1.0, 2.0]
     assert list(opt.state_dict()["state"]) == [0]
 
 
-def test_zero_grad():
-    p = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_zero_grad(device):
+    p = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     opt = optim.SGD([p], lr=0.1)
     (p * p).sum().backward()
     opt.zero_grad(set_to_none=False)
@@ -277,8 +278,8 @@ def test_zero_grad():
     opt.zero_grad()  # no gradient at all: nothing to do
 
 
-def test_step_with_closure_runs_with_grad_enabled():
-    p = kg.tensor([1.0, -2.0], dtype=kg.float64, requires_grad=True)
+def test_step_with_closure_runs_with_grad_enabled(device):
+    p = kg.tensor([1.0, -2.0], dtype=kg.float64, requires_grad=True, device=device)
     opt = optim.SGD([p], lr=0.25)
     calls = []
 
@@ -296,10 +297,10 @@ def test_step_with_closure_runs_with_grad_enabled():
     assert opt.step() is None
 
 
-def test_sgd_momentum_buffer_starts_at_first_gradient():
-    p = kg.tensor([0.0], dtype=kg.float64, requires_grad=True)
+def test_sgd_momentum_buffer_starts_at_first_gradient(device):
+    p = kg.tensor([0.0], dtype=kg.float64, requires_grad=True, device=device)
     opt = optim.SGD([p], lr=1.0, momentum=0.9, dampening=0.5)
-    p.grad = kg.tensor([1.0], dtype=kg.float64)
+    p.grad = kg.tensor([1.0], dtype=kg.float64, device=device)
     opt.step()
     assert opt.state[p]["momentum_buffer"].tolist() == [1.0]  # no dampening on the first step
     opt.step()
@@ -307,10 +308,10 @@ def test_sgd_momentum_buffer_starts_at_first_gradient():
     assert p.tolist() == [-1.0 - 1.4]
 
 
-def test_sgd_without_momentum_keeps_no_state_and_adagrad_state_exists_before_step():
-    p = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_sgd_without_momentum_keeps_no_state_and_adagrad_state_exists_before_step(device):
+    p = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     sgd = optim.SGD([p], lr=0.1)
-    p.grad = kg.ones(2)
+    p.grad = kg.ones(2, device=device)
     sgd.step()
     assert sgd.state_dict()["state"] == {}
     ada = optim.Adagrad([p], initial_accumulator_value=0.25)
@@ -318,9 +319,9 @@ def test_sgd_without_momentum_keeps_no_state_and_adagrad_state_exists_before_ste
     assert sd["state"][0]["step"] == 0 and sd["state"][0]["sum"].tolist() == [0.25, 0.25]
 
 
-def test_grad_of_a_graph_tensor_does_not_leak_into_state():
+def test_grad_of_a_graph_tensor_does_not_leak_into_state(device):
     """With create_graph=True the gradient requires grad; the update must still not build a graph."""
-    p = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True)
+    p = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True, device=device)
     opt = optim.SGD([p], lr=0.1, momentum=0.9)
     (p ** 3).sum().backward(create_graph=True)
     assert p.grad.requires_grad
@@ -395,7 +396,7 @@ def test_add_param_group_fills_defaults_and_does_not_mutate_the_given_dict():
 def _run(opt, params, steps, offset=0):
     for t in range(steps):
         for k, p in enumerate(params):
-            p.grad = kg.tensor(GRADS[(t + offset) % STEPS][: p.shape[0]] * (k + 1), dtype=kg.float64)
+            p.grad = kg.tensor(GRADS[(t + offset) % STEPS][: p.shape[0]] * (k + 1), dtype=kg.float64, device=p.device)
         opt.step()
 
 
@@ -414,9 +415,9 @@ def _assert_state_dicts_equal(a, b):
 
 
 @pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
-def test_state_dict_round_trip_continues_identically(name, kwargs):
-    params = [kg.tensor(P0, dtype=kg.float64, requires_grad=True),
-              kg.tensor(P0[:2], dtype=kg.float64, requires_grad=True)]
+def test_state_dict_round_trip_continues_identically(name, kwargs, device):
+    params = [kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device),
+              kg.tensor(P0[:2], dtype=kg.float64, requires_grad=True, device=device)]
     opt = getattr(optim, name)([{"params": [params[0]]}, {"params": [params[1]], "lr": 0.5}], **kwargs)
     _run(opt, params, 3)
     sd = opt.state_dict()
@@ -424,7 +425,7 @@ def test_state_dict_round_trip_continues_identically(name, kwargs):
     assert set(sd) == {"state", "param_groups"}
     assert [g["params"] for g in sd["param_groups"]] == [[0], [1]]
     assert sd["param_groups"][1]["lr"] == 0.5
-    clones = [kg.tensor(_host(p), dtype=kg.float64, requires_grad=True) for p in params]
+    clones = [kg.tensor(_host(p), dtype=kg.float64, requires_grad=True, device=device) for p in params]
     opt2 = getattr(optim, name)([{"params": [clones[0]]}, {"params": [clones[1]]}], lr=123.0)
     opt2.load_state_dict(sd)
     _assert_state_dicts_equal(opt2.state_dict(), sd)
@@ -436,25 +437,26 @@ def test_state_dict_round_trip_continues_identically(name, kwargs):
     _assert_state_dicts_equal(opt.state_dict(), opt2.state_dict())
 
 
-def test_load_state_dict_does_not_alias_the_given_state():
-    p = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True)
+def test_load_state_dict_does_not_alias_the_given_state(device):
+    p = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True, device=device)
     opt = optim.Adam([p], lr=0.1)
-    p.grad = kg.tensor([1.0, -1.0], dtype=kg.float64)
+    p.grad = kg.tensor([1.0, -1.0], dtype=kg.float64, device=device)
     opt.step()
     sd = opt.state_dict()
     before = _host(sd["state"][0]["exp_avg"]).copy()
-    q = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True)
+    q = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True, device=device)
     opt2 = optim.Adam([q], lr=0.1)
     opt2.load_state_dict(sd)
-    q.grad = kg.tensor([5.0, 5.0], dtype=kg.float64)
+    q.grad = kg.tensor([5.0, 5.0], dtype=kg.float64, device=device)
     opt2.step()
     assert np.array_equal(_host(sd["state"][0]["exp_avg"]), before)
     assert opt.state_dict()["state"][0]["step"] == 1 and opt2.state_dict()["state"][0]["step"] == 2
 
 
-def test_load_state_dict_casts_to_the_parameter_dtype_and_accepts_tensor_steps():
-    p = kg.tensor([1.0, 2.0], dtype=kg.float64, requires_grad=True)
+def test_load_state_dict_casts_to_the_parameter_dtype_and_accepts_tensor_steps(device):
+    p = kg.tensor([1.0, 2.0], dtype=kg.float64, device=device, requires_grad=True)
     opt = optim.Adam([p], lr=0.1)
+    # the saved state is float32 on the CPU: it moves to the parameter's dtype and device, as in PyTorch
     sd = {"state": {0: {"step": kg.tensor(3.0), "exp_avg": kg.tensor([0.5, 0.5]),
                         "exp_avg_sq": kg.tensor([1.0, 1.0])}},
           "param_groups": [dict(opt.state_dict()["param_groups"][0])]}
@@ -462,12 +464,17 @@ def test_load_state_dict_casts_to_the_parameter_dtype_and_accepts_tensor_steps()
     st = opt.state[p]
     assert st["step"] == 3 and type(st["step"]) is int
     assert st["exp_avg"].dtype == kg.float64 and st["exp_avg"].device == p.device
+    assert st["exp_avg_sq"].device == device
+    p.grad = kg.tensor([1.0, 1.0], dtype=kg.float64, device=device)
+    opt.step()  # the moved state works with the parameter
+    assert st["step"] == 4
+    np.testing.assert_allclose(_host(opt.state[p]["exp_avg"]), [0.55, 0.55], rtol=1e-15)  # 0.9 * 0.5 + 0.1 * 1
 
 
-def test_load_state_dict_validates():
-    a, b = kg.zeros(2, requires_grad=True), kg.zeros(3, requires_grad=True)
+def test_load_state_dict_validates(device):
+    a, b = kg.zeros(2, requires_grad=True, device=device), kg.zeros(3, requires_grad=True, device=device)
     opt = optim.SGD([a, b], lr=0.1, momentum=0.9)
-    a.grad, b.grad = kg.ones(2), kg.ones(3)
+    a.grad, b.grad = kg.ones(2, device=device), kg.ones(3, device=device)
     opt.step()
     sd = opt.state_dict()
     two_groups = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1, momentum=0.9)

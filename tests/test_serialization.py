@@ -37,7 +37,7 @@ def _same_tensor(a, b):
 
 # --- round trips
 @pytest.mark.parametrize("dtype", [kg.bool, kg.int64, kg.float16, kg.float32, kg.float64])
-def test_tensor_dtypes_bit_exact(dtype):
+def test_tensor_dtypes_bit_exact(dtype, device):
     rng = np.random.default_rng(0)
     if dtype == kg.bool:
         data = rng.random((3, 5)) > 0.5
@@ -46,37 +46,38 @@ def test_tensor_dtypes_bit_exact(dtype):
     else:
         data = rng.standard_normal((4, 3)).astype(dtype.np)
         data.reshape(-1)[:5] = [np.nan, np.inf, -np.inf, -0.0, np.finfo(dtype.np).tiny]
-    t = kg.tensor(data, dtype=dtype)
-    _same_tensor(t, _round_trip(t))
+    t = kg.tensor(data, dtype=dtype, device=device)
+    _same_tensor(t, _round_trip(t))  # onto the device it was saved from
 
 
 @pytest.mark.parametrize("make", [
-    lambda: kg.tensor(3.5),                                        # 0-d
-    lambda: kg.tensor(-0.0, dtype=kg.float64),
-    lambda: kg.zeros(0, 3),                                        # empty
-    lambda: kg.zeros(2, 0, 4, dtype=kg.int64),
-    lambda: kg.arange(24.0).reshape(2, 3, 4).permute(2, 0, 1),     # non-contiguous
-    lambda: kg.arange(20.0)[::3],                                  # strided
-    lambda: kg.arange(12.0).reshape(3, 4).T[1:],
-    lambda: kg.tensor([1.0, float("nan")]).expand(3, 2),           # broadcast view (stride 0)
+    lambda d: kg.tensor(3.5, device=d),                                        # 0-d
+    lambda d: kg.tensor(-0.0, dtype=kg.float64, device=d),
+    lambda d: kg.zeros(0, 3, device=d),                                        # empty
+    lambda d: kg.zeros(2, 0, 4, dtype=kg.int64, device=d),
+    lambda d: kg.arange(24.0, device=d).reshape(2, 3, 4).permute(2, 0, 1),     # non-contiguous
+    lambda d: kg.arange(20.0, device=d)[::3],                                  # strided
+    lambda d: kg.arange(12.0, device=d).reshape(3, 4).T[1:],
+    lambda d: kg.tensor([1.0, float("nan")], device=d).expand(3, 2),           # broadcast view (stride 0)
 ], ids=["0d", "0d-negzero", "empty", "empty-3d", "permuted", "strided", "transposed-slice", "expanded"])
-def test_tensor_shapes_and_layouts(make):
-    t = make()
+def test_tensor_shapes_and_layouts(make, device):
+    t = make(device)
     r = _round_trip(t)
     _same_tensor(t, r)
     assert r.is_contiguous()
     r[...] = 0 if r.dtype == kg.int64 else 0.0  # a fresh, writable tensor
-    assert _bits(t) == _bits(make())
+    assert _bits(t) == _bits(make(device))
 
 
-def test_requires_grad_is_preserved():
-    w = kg.randn(3, 2, requires_grad=True)
-    d = _round_trip({"w": w, "c": kg.ones(2), "y": w * 2})
+def test_requires_grad_is_preserved(device):
+    w = kg.tensor(np.arange(6.0).reshape(3, 2), device=device, requires_grad=True)
+    d = _round_trip({"w": w, "c": kg.ones(2, device=device), "y": w * 2})
+    assert all(d[k].device == device for k in d)
     assert d["w"].requires_grad and d["w"].is_leaf and d["w"].grad_fn is None
     assert not d["c"].requires_grad
     assert d["y"].requires_grad and d["y"].is_leaf  # a graph tensor loads as a leaf, as in PyTorch
     (d["w"] * 3).sum().backward()
-    assert d["w"].grad.tolist() == [[3.0, 3.0]] * 3
+    assert d["w"].grad.tolist() == [[3.0, 3.0]] * 3 and d["w"].grad.device == device
 
 
 def test_plain_values_and_containers():
@@ -116,8 +117,8 @@ def test_float_nan_is_saved():
     assert _round_trip(np.int64(7)) == 7
 
 
-def test_same_tensor_saved_twice_loads_as_one_object():
-    w = kg.randn(2, 2)
+def test_same_tensor_saved_twice_loads_as_one_object(device):
+    w = kg.tensor([[1.0, 2.0], [3.0, 4.0]], device=device)
     d = _round_trip({"a": w, "b": [w], "c": w.clone()})
     assert d["a"] is d["b"][0] and d["a"] is not d["c"]
 
@@ -142,10 +143,13 @@ def test_paths_and_file_objects(tmp_path):
         load(io.StringIO("text"))
 
 
-def test_optimizer_state_dict_round_trip(tmp_path):
-    params = [kg.randn(3, 2, dtype=kg.float64, requires_grad=True), kg.randn(2, dtype=kg.float64, requires_grad=True)]
+def test_optimizer_state_dict_round_trip(tmp_path, device, rng):
+    def randn(*shape, **kwargs):
+        return kg.tensor(rng.standard_normal(shape), dtype=kg.float64, device=device, **kwargs)
+
+    params = [randn(3, 2, requires_grad=True), randn(2, requires_grad=True)]
     opt = optim.Adam([{"params": params[:1]}, {"params": params[1:], "lr": 0.3}], lr=0.1, amsgrad=True)
-    grads = [[kg.randn(*p.shape, dtype=kg.float64) for p in params] for _ in range(6)]
+    grads = [[randn(*p.shape) for p in params] for _ in range(6)]
 
     def run(o, ps, gs):
         for g in gs:
@@ -159,7 +163,9 @@ def test_optimizer_state_dict_round_trip(tmp_path):
     sd = ckpt["optimizer"]
     assert type(sd["param_groups"][0]["betas"]) is tuple and sd["state"][0]["step"] == 3
     assert set(sd["state"]) == {0, 1}  # integer keys stay integers
+    assert sd["state"][0]["exp_avg"].device == device and sd["state"][1]["max_exp_avg_sq"].device == device
     params2 = ckpt["params"]
+    assert all(p.device == device for p in params2)
     opt2 = optim.Adam([{"params": params2[:1]}, {"params": params2[1:]}], lr=5.0)
     opt2.load_state_dict(sd)
     assert opt2.param_groups[1]["lr"] == 0.3
@@ -181,13 +187,13 @@ def test_scheduler_state_dict_round_trip():
         assert r == sd
 
 
-def test_parameter_type_is_restored_when_available():
+def test_parameter_type_is_restored_when_available(device):
     Parameter = getattr(kg.nn, "Parameter", None)
     if Parameter is None:
         pytest.skip("kg.nn.Parameter is not there yet")
-    p = Parameter(kg.randn(2, 2))
+    p = Parameter(kg.tensor([[1.0, -2.0], [0.5, 3.0]], device=device))
     r = _round_trip({"p": p})["p"]
-    assert isinstance(r, Parameter) and r.requires_grad and _bits(r) == _bits(p)
+    assert isinstance(r, Parameter) and r.requires_grad and _bits(r) == _bits(p) and r.device == device
 
 
 # --- what can't be saved
@@ -363,6 +369,31 @@ def test_cuda_tensor_without_gpu_needs_map_location():
         _load_bytes(_saved_bytes(), map_location="cuda")
     with pytest.raises(RuntimeError, match="is_available"):
         _load_bytes(_cuda_file(), map_location={"cpu": "cpu"})
+
+
+needs_cuda = pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
+
+
+@needs_cuda
+def test_cuda_tensors_saved_and_loaded_with_map_location(tmp_path):
+    w = kg.tensor([[1.5, -0.0], [float("nan"), 2.0]], device="cuda", requires_grad=True)
+    sd = {"w": w, "b": kg.tensor([1, 2], device="cuda"), "c": kg.tensor([0.25]), "dev": kg.device("cuda")}
+    save(sd, tmp_path / "m.kg")
+    r = load(tmp_path / "m.kg")  # each tensor back onto the device it was saved from
+    _same_tensor(w, r["w"])
+    _same_tensor(sd["b"], r["b"])
+    _same_tensor(sd["c"], r["c"])
+    assert r["dev"] == kg.device("cuda")
+    for m in ("cpu", kg.device("cpu"), {"cuda": "cpu"}, {"cuda:0": "cpu"}):
+        r = load(tmp_path / "m.kg", map_location=m)
+        assert all(r[k].device == "cpu" for k in ("w", "b", "c"))
+        assert _bits(r["w"]) == _bits(w) and r["w"].requires_grad and r["b"].tolist() == [1, 2]
+    for m in ("cuda", kg.device("cuda"), {"cpu": "cuda"}):
+        r = load(tmp_path / "m.kg", map_location=m)
+        assert all(r[k].device == "cuda" for k in ("w", "b", "c"))
+        assert r["c"].tolist() == [0.25]
+    r = load(tmp_path / "m.kg", map_location={"cuda": "cpu", "cpu": "cuda"})  # a swap
+    assert r["w"].device == "cpu" and r["c"].device == "cuda"
 
 
 def test_bad_map_location():

@@ -13,8 +13,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
 
 
 A = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
@@ -70,23 +70,25 @@ def test_shape_op_forward(name, op, np_op, device):
 
 
 @pytest.mark.parametrize("name, op, np_op", SHAPE_OPS, ids=[s[0] for s in SHAPE_OPS])
-def test_shape_op_gradcheck(name, op, np_op, rng):
-    x = f64(rng.standard_normal((2, 3, 4)))
+def test_shape_op_gradcheck(name, op, np_op, rng, device):
+    x = f64(rng.standard_normal((2, 3, 4)), device=device)
     # weight the output so that every output element has a distinct gradient
-    assert gradcheck(lambda t: op(t) * kg.tensor(np.arange(1.0, 1.0 + np.prod(np_op(A).shape)).reshape(np_op(A).shape)), (x,))
+    shape = np_op(A).shape
+    w = kg.tensor(np.arange(1.0, 1.0 + np.prod(shape)).reshape(shape), device=device)
+    assert gradcheck(lambda t: op(t) * w, (x,))
 
 
-def test_shape_op_grad_values():
-    x = kg.ones(2, 1, requires_grad=True)
+def test_shape_op_grad_values(device):
+    x = kg.ones(2, 1, requires_grad=True, device=device)
     x.expand(2, 5).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), np.full((2, 1), 5.0))
-    y = kg.ones(2, 3, requires_grad=True)
+    y = kg.ones(2, 3, requires_grad=True, device=device)
     y.repeat(3, 2).sum().backward()
     np.testing.assert_array_equal(npy(y.grad), np.full((2, 3), 6.0))
 
 
-def test_int_and_bool_shape_ops_keep_dtype():
-    t = kg.tensor([[1, 2], [3, 4]])
+def test_int_and_bool_shape_ops_keep_dtype(device):
+    t = kg.tensor([[1, 2], [3, 4]], device=device)
     assert t.T.dtype == kg.int64 and t.reshape(4).tolist() == [1, 2, 3, 4]
     assert kg.cat([t, t]).dtype == kg.int64
     assert (t > 2).flatten().tolist() == [False, False, True, True]
@@ -94,8 +96,8 @@ def test_int_and_bool_shape_ops_keep_dtype():
 
 # --- views share memory ------------------------------------------------------------------------
 
-def test_view_shares_memory():
-    t = kg.zeros(2, 3)
+def test_view_shares_memory(device):
+    t = kg.zeros(2, 3, device=device)
     v = t.view(6)
     v[4] = 7.0
     assert t[1, 1].item() == 7.0
@@ -103,18 +105,18 @@ def test_view_shares_memory():
     assert v[0].item() == 1.0
 
 
-def test_transpose_and_expand_are_views():
-    t = kg.zeros(2, 3)
+def test_transpose_and_expand_are_views(device):
+    t = kg.zeros(2, 3, device=device)
     t.T[2, 1] = 5.0
     assert t[1, 2].item() == 5.0
-    base = kg.zeros(3, 1)
+    base = kg.zeros(3, 1, device=device)
     e = base.expand(3, 4)
     base[1, 0] = 2.0
     np.testing.assert_array_equal(npy(e)[1], [2.0, 2.0, 2.0, 2.0])
 
 
-def test_view_of_non_contiguous_raises():
-    t = kg.zeros(3, 4).T
+def test_view_of_non_contiguous_raises(device):
+    t = kg.zeros(3, 4, device=device).T
     with pytest.raises((RuntimeError, ValueError)):
         t.view(12)
     assert t.reshape(12).shape == (12,)  # reshape copies when it must
@@ -134,9 +136,9 @@ def test_view_of_non_contiguous_raises():
         lambda t: t.repeat(2),           # fewer repeats than dims
     ],
 )
-def test_bad_shape_arguments_raise(fn):
+def test_bad_shape_arguments_raise(fn, device):
     with pytest.raises((RuntimeError, ValueError)):
-        fn(kg.zeros(2, 3))
+        fn(kg.zeros(2, 3, device=device))
 
 
 @pytest.mark.parametrize(
@@ -149,9 +151,9 @@ def test_bad_shape_arguments_raise(fn):
         lambda t: kg.cat([t, t], dim=2),
     ],
 )
-def test_dim_out_of_range_raises(fn):
+def test_dim_out_of_range_raises(fn, device):
     with pytest.raises((IndexError, ValueError)):
-        fn(kg.zeros(2, 3))
+        fn(kg.zeros(2, 3, device=device))
 
 
 # --- cat / stack ------------------------------------------------------------------------------
@@ -167,8 +169,8 @@ def test_cat(device, rng):
     np.testing.assert_array_equal(npy(kg.cat([ta])), a)
 
 
-def test_cat_mixed_dtypes_promote():
-    out = kg.cat([kg.tensor([1, 2]), kg.tensor([0.5])])
+def test_cat_mixed_dtypes_promote(device):
+    out = kg.cat([kg.tensor([1, 2], device=device), kg.tensor([0.5], device=device)])
     assert out.dtype == kg.float32
     np.testing.assert_array_equal(npy(out), [1.0, 2.0, 0.5])
 
@@ -183,32 +185,32 @@ def test_stack(device, rng):
         np.testing.assert_array_equal(npy(out), expected)
 
 
-def test_cat_stack_gradcheck(rng):
-    a, b = f64(rng.standard_normal((2, 3))), f64(rng.standard_normal((1, 3)))
-    w = kg.tensor(np.arange(1.0, 10.0).reshape(3, 3))
+def test_cat_stack_gradcheck(rng, device):
+    a, b = f64(rng.standard_normal((2, 3)), device=device), f64(rng.standard_normal((1, 3)), device=device)
+    w = kg.tensor(np.arange(1.0, 10.0).reshape(3, 3), device=device)
     assert gradcheck(lambda x, y: kg.cat([x, y]) * w, (a, b))
-    c = f64(rng.standard_normal((2, 3)))
-    w2 = kg.tensor(np.arange(1.0, 13.0).reshape(2, 3, 2))
+    c = f64(rng.standard_normal((2, 3)), device=device)
+    w2 = kg.tensor(np.arange(1.0, 13.0).reshape(2, 3, 2), device=device)
     assert gradcheck(lambda x, y: kg.stack([x, y], dim=2) * w2, (a, c))
 
 
-def test_cat_grad_values():
-    a = kg.ones(2, requires_grad=True)
-    b = kg.ones(3, requires_grad=True)
-    (kg.cat([a, b]) * kg.tensor([1.0, 2.0, 3.0, 4.0, 5.0])).sum().backward()
+def test_cat_grad_values(device):
+    a = kg.ones(2, requires_grad=True, device=device)
+    b = kg.ones(3, requires_grad=True, device=device)
+    (kg.cat([a, b]) * kg.tensor([1.0, 2.0, 3.0, 4.0, 5.0], device=device)).sum().backward()
     np.testing.assert_array_equal(npy(a.grad), [1.0, 2.0])
     np.testing.assert_array_equal(npy(b.grad), [3.0, 4.0, 5.0])
 
 
-def test_cat_stack_bad_input():
+def test_cat_stack_bad_input(device):
     with pytest.raises((RuntimeError, ValueError)):
-        kg.cat([kg.zeros(2, 3), kg.zeros(2, 4)])          # sizes differ off the cat dim
+        kg.cat([kg.zeros(2, 3, device=device), kg.zeros(2, 4, device=device)])  # sizes differ off the cat dim
     with pytest.raises((RuntimeError, ValueError)):
-        kg.cat([kg.zeros(2, 3), kg.zeros(3)])             # ranks differ
+        kg.cat([kg.zeros(2, 3, device=device), kg.zeros(3, device=device)])  # ranks differ
     with pytest.raises((RuntimeError, ValueError, TypeError)):  # empty list: torch RuntimeError
         kg.cat([])
     with pytest.raises((RuntimeError, ValueError)):
-        kg.stack([kg.zeros(2, 3), kg.zeros(3, 2)])
+        kg.stack([kg.zeros(2, 3, device=device), kg.zeros(3, 2, device=device)])
     with pytest.raises((RuntimeError, ValueError, TypeError)):
         kg.stack([])
 
@@ -241,29 +243,29 @@ def test_chunk(device):
     parts = t.chunk(3)
     assert [p.shape for p in parts] == [(4,), (4,), (2,)]  # torch: ceil(10/3)=4 per chunk
     np.testing.assert_array_equal(npy(parts[2]), [8.0, 9.0])
-    parts = kg.chunk(kg.tensor(np.arange(12.0).reshape(2, 6)), 2, dim=1)
+    parts = kg.chunk(kg.tensor(np.arange(12.0).reshape(2, 6), device=device), 2, dim=1)
     assert [p.shape for p in parts] == [(2, 3), (2, 3)]
     np.testing.assert_array_equal(npy(parts[1]), [[3, 4, 5], [9, 10, 11]])
 
 
-def test_split_chunk_grad():
-    x = f64(np.arange(6.0))
+def test_split_chunk_grad(device):
+    x = f64(np.arange(6.0), device=device)
     a, b, c = x.split([1, 2, 3])
     (a.sum() * 1 + b.sum() * 2 + c.sum() * 3).backward()
     np.testing.assert_array_equal(npy(x.grad), [1, 2, 2, 3, 3, 3])
-    y = f64(np.arange(6.0).reshape(2, 3))
+    y = f64(np.arange(6.0).reshape(2, 3), device=device)
     assert gradcheck(lambda t: t.chunk(2, dim=1)[1] * 3.0, (y,))
     # only one of the pieces used: the others get zero gradient
-    z = kg.ones(4, requires_grad=True)
+    z = kg.ones(4, requires_grad=True, device=device)
     z.chunk(2)[0].sum().backward()
     np.testing.assert_array_equal(npy(z.grad), [1, 1, 0, 0])
 
 
 # --- optional extra oracle: torch -------------------------------------------------------------
 
-def test_shape_ops_match_torch():
+def test_shape_ops_match_torch(device):
     torch = pytest.importorskip("torch")
-    t, tt = kg.tensor(A), torch.tensor(A)
+    t, tt = kg.tensor(A, device=device), torch.tensor(A)
     for name, op, _ in SHAPE_OPS:
         if name.startswith("kg."):
             continue

@@ -3,6 +3,7 @@ and math functions (API.md "Tensors")."""
 
 import operator
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -19,8 +20,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, dtype=np.float64), requires_grad=requires_grad, device=device)
 
 
 # --- binary arithmetic with broadcasting --------------------------------------------------------
@@ -69,34 +70,34 @@ def test_binary_forward_broadcast(name, op, np_op, sa, sb, device, rng):
 
 @pytest.mark.parametrize("sa, sb", SHAPE_PAIRS)
 @pytest.mark.parametrize("name, op, np_op", BINARY, ids=[b[0] for b in BINARY])
-def test_binary_gradcheck_broadcast(name, op, np_op, sa, sb, rng):
+def test_binary_gradcheck_broadcast(name, op, np_op, sa, sb, rng, device):
     a, b = _operands(name, sa, sb, rng, np.float64)
-    ta, tb = f64(a), f64(b)
+    ta, tb = f64(a, device=device), f64(b, device=device)
     assert gradcheck(lambda x, y: op(x, y), (ta, tb))
 
 
-def test_broadcast_grad_is_reduced_to_operand_shape():
-    a = kg.ones(3, 4, requires_grad=True)
-    b = kg.ones(4, requires_grad=True)
-    c = kg.ones(3, 1, requires_grad=True)
+def test_broadcast_grad_is_reduced_to_operand_shape(device):
+    a = kg.ones(3, 4, requires_grad=True, device=device)
+    b = kg.ones(4, requires_grad=True, device=device)
+    c = kg.ones(3, 1, requires_grad=True, device=device)
     (a * b + c).sum().backward()
     assert a.grad.shape == (3, 4) and b.grad.shape == (4,) and c.grad.shape == (3, 1)
     np.testing.assert_array_equal(npy(b.grad), np.full(4, 3.0))
     np.testing.assert_array_equal(npy(c.grad), np.full((3, 1), 4.0))
 
 
-def test_incompatible_shapes_raise_with_sizes_in_message():
+def test_incompatible_shapes_raise_with_sizes_in_message(device):
     with pytest.raises((ValueError, RuntimeError)) as e:
-        kg.ones(2, 3) + kg.ones(2, 4)
+        kg.ones(2, 3, device=device) + kg.ones(2, 4, device=device)
     msg = str(e.value)
     assert "3" in msg and "4" in msg, msg
 
 
-def test_unsupported_operand_type_raises():
+def test_unsupported_operand_type_raises(device):
     with pytest.raises(TypeError):
-        kg.ones(2) + "a"
+        kg.ones(2, device=device) + "a"
     with pytest.raises(TypeError):
-        kg.ones(2) * [1, "x"]
+        kg.ones(2, device=device) * [1, "x"]
 
 
 # --- python scalars on either side ------------------------------------------------------------
@@ -126,13 +127,13 @@ def test_python_scalar_both_sides(name, op, np_op, device, rng):
 
 
 @pytest.mark.parametrize("name, op, np_op", SCALAR_OPS, ids=[s[0] for s in SCALAR_OPS])
-def test_python_scalar_both_sides_gradcheck(name, op, np_op, rng):
-    x = f64(rng.uniform(0.5, 2.0, (2, 3)))
+def test_python_scalar_both_sides_gradcheck(name, op, np_op, rng, device):
+    x = f64(rng.uniform(0.5, 2.0, (2, 3)), device=device)
     assert gradcheck(lambda t: op(t, 1.7), (x,))
 
 
-def test_scalar_grad_values():
-    x = kg.tensor([1.0, 2.0, 4.0], requires_grad=True)
+def test_scalar_grad_values(device):
+    x = kg.tensor([1.0, 2.0, 4.0], requires_grad=True, device=device)
     (2.0 - x).sum().backward()
     np.testing.assert_allclose(npy(x.grad), [-1, -1, -1])
     x.grad = None
@@ -143,9 +144,53 @@ def test_scalar_grad_values():
     np.testing.assert_allclose(npy(x.grad), np.log(2) * 2.0 ** np.array([1, 2, 4.0]), **F32)
 
 
-def test_division_by_zero_gives_inf_not_error():
-    out = npy(kg.tensor([1.0, -1.0, 0.0]) / kg.tensor([0.0, 0.0, 0.0]))
+def test_division_by_zero_gives_inf_not_error(device):
+    out = npy(kg.tensor([1.0, -1.0, 0.0], device=device) / kg.tensor([0.0, 0.0, 0.0], device=device))
     assert out[0] == np.inf and out[1] == -np.inf and np.isnan(out[2])
+
+
+# --- int64 edge cases: wrap around like NumPy and PyTorch, never trap ----------------------------
+
+I64_MIN, I64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _wrap(v):
+    return (v + 2 ** 63) % 2 ** 64 - 2 ** 63
+
+
+def test_int64_min_divided_by_minus_one(device):
+    # INT64_MIN / -1 overflows: x86 traps on it (the CUDA emulator ran it as a division and died with SIGFPE)
+    a = kg.tensor([I64_MIN, I64_MIN, 7, -7, I64_MAX], device=device)
+    m1 = kg.tensor([-1, -1, -1, -1, -1], device=device)
+    assert (a // m1).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert (a // -1).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert (a % m1).tolist() == [0, 0, 0, 0, 0]
+    assert (a % -1).tolist() == [0, 0, 0, 0, 0]
+    assert (-a).tolist() == [I64_MIN, I64_MIN, -7, 7, -I64_MAX]
+    assert kg.abs(a).tolist() == [I64_MIN, I64_MIN, 7, 7, I64_MAX]
+
+
+def test_int64_overflow_wraps_around(device):
+    a = kg.tensor([I64_MAX, I64_MIN, 2 ** 62, 3], device=device)
+    assert (a + 1).tolist() == [I64_MIN, I64_MIN + 1, 2 ** 62 + 1, 4]
+    assert (a - 1).tolist() == [I64_MAX - 1, I64_MAX, 2 ** 62 - 1, 2]
+    assert (a * 4).tolist() == [_wrap(I64_MAX * 4), 0, 0, 12]
+    assert (a ** 3).tolist() == [_wrap(I64_MAX ** 3), 0, 0, 27]
+    assert (kg.tensor([3], device=device) ** 41).tolist() == [_wrap(3 ** 41)]
+    assert kg.tensor([I64_MAX, 1], device=device).sum().item() == I64_MIN
+    assert kg.tensor([2 ** 40, 2 ** 40], device=device).prod().item() == 0
+
+
+@pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
+@pytest.mark.parametrize("name, op", [("floordiv", operator.floordiv), ("mod", operator.mod), ("pow", operator.pow)])
+def test_bool_operands_give_the_same_result_on_cuda_as_on_the_cpu(name, op):
+    # NumPy (the CPU backend) computes these on bools as integers; the CUDA backend kept bool
+    a, b = kg.tensor([True, True, False, False]), kg.tensor([True, False, True, False])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPy's divide-by-zero warning on the CPU
+        expected = op(a, b)
+    got = op(a.cuda(), b.cuda())
+    assert got.dtype == expected.dtype and got.tolist() == expected.tolist()
 
 
 # --- dtype promotion (torch rules) ------------------------------------------------------------
@@ -178,12 +223,12 @@ def test_int_true_division_gives_float32(device):
     assert (a / 2).dtype == kg.float32
 
 
-def test_zero_dim_tensor_does_not_upcast_dimensioned_tensor():
+def test_zero_dim_tensor_does_not_upcast_dimensioned_tensor(device):
     # torch: a 0-d tensor participates in type promotion like a scalar of its category
-    f = kg.tensor([1.0, 2.0])
-    s64 = kg.tensor(2.0, dtype=kg.float64)
+    f = kg.tensor([1.0, 2.0], device=device)
+    s64 = kg.tensor(2.0, dtype=kg.float64, device=device)
     assert (f * s64).dtype == kg.float32
-    assert (kg.tensor([1, 2]) * kg.tensor(2.5)).dtype == kg.float32
+    assert (kg.tensor([1, 2], device=device) * kg.tensor(2.5, device=device)).dtype == kg.float32
 
 
 # --- comparisons ------------------------------------------------------------------------------
@@ -203,14 +248,14 @@ def test_comparisons(name, op, device):
         (op(ta, tb), op(a, b)),          # tensor-tensor with broadcasting
         (op(ta, 2.0), op(a, 2.0)),       # tensor-scalar
         (op(2.0, ta), op(2.0, a)),       # scalar-tensor (reflected)
-        (op(kg.tensor([1, 2, 3]), 2), op(np.array([1, 2, 3]), 2)),  # int tensors
+        (op(kg.tensor([1, 2, 3], device=device), 2), op(np.array([1, 2, 3]), 2)),  # int tensors
     ]:
         assert out.dtype == kg.bool
         np.testing.assert_array_equal(npy(out), expected)
 
 
-def test_comparison_result_does_not_require_grad():
-    x = kg.tensor([1.0, -1.0], requires_grad=True)
+def test_comparison_result_does_not_require_grad(device):
+    x = kg.tensor([1.0, -1.0], requires_grad=True, device=device)
     assert not (x > 0).requires_grad
 
 
@@ -240,16 +285,16 @@ def test_inplace_operators_modify_in_place(name, iop, np_op, device):
     assert t.dtype == kg.float32
 
 
-def test_inplace_that_needs_broadcasting_self_raises():
-    t = kg.ones(3)
+def test_inplace_that_needs_broadcasting_self_raises(device):
+    t = kg.ones(3, device=device)
     with pytest.raises((RuntimeError, ValueError)):
-        t += kg.ones(2, 3)
+        t += kg.ones(2, 3, device=device)
     with pytest.raises((RuntimeError, ValueError)):
-        t.add_(kg.ones(2, 3))
+        t.add_(kg.ones(2, 3, device=device))
 
 
-def test_inplace_int_tensor_with_float_result_raises():
-    t = kg.tensor([1, 2, 3])
+def test_inplace_int_tensor_with_float_result_raises(device):
+    t = kg.tensor([1, 2, 3], device=device)
     with pytest.raises((RuntimeError, TypeError)):
         t += 1.5
     t += 2  # int += int is fine
@@ -277,27 +322,27 @@ def test_inplace_methods(device):
     np.testing.assert_array_equal(npy(t), [[1, 2, 3], [4, 5, 6]])
 
 
-def test_clamp_inplace_one_sided():
-    t = kg.tensor([-2.0, 0.0, 2.0])
+def test_clamp_inplace_one_sided(device):
+    t = kg.tensor([-2.0, 0.0, 2.0], device=device)
     t.clamp_(min=-1.0)
     np.testing.assert_array_equal(npy(t), [-1.0, 0.0, 2.0])
     t.clamp_(max=1.0)
     np.testing.assert_array_equal(npy(t), [-1.0, 0.0, 1.0])
 
 
-def test_inplace_on_leaf_requiring_grad_raises():
-    x = kg.ones(3, requires_grad=True)
+def test_inplace_on_leaf_requiring_grad_raises(device):
+    x = kg.ones(3, requires_grad=True, device=device)
     with pytest.raises(RuntimeError):
         x += 1
     for fn in (lambda: x.add_(1), lambda: x.mul_(2), lambda: x.zero_(), lambda: x.fill_(1),
-               lambda: x.copy_(kg.zeros(3)), lambda: x.clamp_(0, 1)):
+               lambda: x.copy_(kg.zeros(3, device=device)), lambda: x.clamp_(0, 1)):
         with pytest.raises(RuntimeError):
             fn()
     np.testing.assert_array_equal(npy(x), np.ones(3))  # the failed calls left it alone
 
 
-def test_inplace_on_leaf_under_no_grad_is_allowed():
-    x = kg.ones(3, requires_grad=True)
+def test_inplace_on_leaf_under_no_grad_is_allowed(device):
+    x = kg.ones(3, requires_grad=True, device=device)
     with kg.no_grad():
         x += 1
         x.mul_(2)
@@ -307,8 +352,8 @@ def test_inplace_on_leaf_under_no_grad_is_allowed():
     np.testing.assert_array_equal(npy(x.grad), np.full(3, 8.0))
 
 
-def test_inplace_on_non_leaf_backprops():
-    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+def test_inplace_on_non_leaf_backprops(device):
+    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
     y = x * 2
     y += 1
     assert not y.is_leaf and y.grad_fn is not None
@@ -322,17 +367,17 @@ def test_inplace_on_non_leaf_backprops():
     np.testing.assert_array_equal(npy(x.grad), [6.0, 6.0, 6.0])
 
 
-def test_inplace_clamp_on_non_leaf_backprops():
-    x = kg.tensor([-1.0, 1.0, 2.0], requires_grad=True)
+def test_inplace_clamp_on_non_leaf_backprops(device):
+    x = kg.tensor([-1.0, 1.0, 2.0], requires_grad=True, device=device)
     y = x * 2
     y.clamp_(0.0, 3.0)         # y = clamp(2x, 0, 3): slope 2 only where 0 < 2x < 3
     y.sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [0.0, 2.0, 0.0])
 
 
-def test_inplace_through_view_of_non_leaf_backprops():
+def test_inplace_through_view_of_non_leaf_backprops(device):
     # torch rebases the base's history onto the view's in-place op
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * 1
     y[0].mul_(5)
     np.testing.assert_array_equal(npy(y), [5.0, 2.0])
@@ -340,8 +385,8 @@ def test_inplace_through_view_of_non_leaf_backprops():
     np.testing.assert_array_equal(npy(x.grad), [5.0, 1.0])
 
 
-def test_inplace_on_view_of_leaf_requiring_grad_raises():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_inplace_on_view_of_leaf_requiring_grad_raises(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     with pytest.raises(RuntimeError):
         x[0].add_(1)
     with pytest.raises(RuntimeError):
@@ -349,8 +394,8 @@ def test_inplace_on_view_of_leaf_requiring_grad_raises():
     np.testing.assert_array_equal(npy(x), [1.0, 2.0])
 
 
-def test_modifying_saved_tensor_through_a_view_then_backward_raises():
-    x = kg.tensor([1.0, 2.0], requires_grad=True)
+def test_modifying_saved_tensor_through_a_view_then_backward_raises(device):
+    x = kg.tensor([1.0, 2.0], requires_grad=True, device=device)
     y = x * 1
     z = y * y              # saves y
     y[0].add_(1)           # modified through a view: same version counter as the base
@@ -358,16 +403,16 @@ def test_modifying_saved_tensor_through_a_view_then_backward_raises():
         z.sum().backward()
 
 
-def test_inplace_mul_with_tensor_on_non_leaf():
-    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+def test_inplace_mul_with_tensor_on_non_leaf(device):
+    x = kg.tensor([1.0, 2.0, 3.0], requires_grad=True, device=device)
     y = x * 1
     y.mul_(x)          # y = x * x
     y.sum().backward()
     np.testing.assert_allclose(npy(x.grad), [2.0, 4.0, 6.0])
 
 
-def test_modifying_saved_tensor_then_backward_raises():
-    x = kg.tensor([0.5, 1.0, 2.0], requires_grad=True)
+def test_modifying_saved_tensor_then_backward_raises(device):
+    x = kg.tensor([0.5, 1.0, 2.0], requires_grad=True, device=device)
     y = x.sigmoid()       # saves its output for backward
     z = y * 2
     y.add_(1)             # ... which is then modified in place
@@ -381,8 +426,8 @@ def test_modifying_saved_tensor_then_backward_raises():
         b.sum().backward()
 
 
-def test_modifying_saved_leaf_under_no_grad_then_backward_raises():
-    x = kg.tensor([0.5, 1.0], requires_grad=True)
+def test_modifying_saved_leaf_under_no_grad_then_backward_raises(device):
+    x = kg.tensor([0.5, 1.0], requires_grad=True, device=device)
     y = (x * x).sum()
     with kg.no_grad():
         x.mul_(2)
@@ -426,49 +471,49 @@ def test_unary_forward(name, np_fn, domain, device, rng):
 
 
 @pytest.mark.parametrize("name, np_fn, domain", UNARY, ids=[u[0] for u in UNARY])
-def test_unary_gradcheck(name, np_fn, domain, rng):
-    x = f64(_away_from_kinks(rng.uniform(*domain, (3, 4)), name))
+def test_unary_gradcheck(name, np_fn, domain, rng, device):
+    x = f64(_away_from_kinks(rng.uniform(*domain, (3, 4)), name), device=device)
     assert gradcheck(getattr(kg, name), (x,))
     assert gradcheck(lambda t: getattr(t, name)(), (x,))
 
 
 @pytest.mark.parametrize("name, np_fn, domain", UNARY, ids=[u[0] for u in UNARY])
-def test_unary_float64_forward(name, np_fn, domain, rng):
+def test_unary_float64_forward(name, np_fn, domain, rng, device):
     a = rng.uniform(*domain, (50,))
-    out = getattr(kg, name)(kg.tensor(a))
+    out = getattr(kg, name)(kg.tensor(a, device=device))
     assert out.dtype == kg.float64
     np.testing.assert_allclose(npy(out), np_fn(a), rtol=1e-12, atol=1e-14)
 
 
-def test_known_values():
-    np.testing.assert_allclose(npy(kg.exp(kg.tensor([0.0, 1.0]))), [1.0, np.e], **F32)
-    np.testing.assert_allclose(npy(kg.sigmoid(kg.tensor([0.0]))), [0.5])
-    np.testing.assert_array_equal(npy(kg.relu(kg.tensor([-1.0, 0.0, 2.0]))), [0.0, 0.0, 2.0])
-    np.testing.assert_array_equal(npy(kg.sign(kg.tensor([-3.0, 0.0, 2.0]))), [-1.0, 0.0, 1.0])
-    np.testing.assert_array_equal(npy(kg.abs(kg.tensor([-3, 0, 2]))), [3, 0, 2])
-    assert kg.abs(kg.tensor([-3, 0, 2])).dtype == kg.int64
+def test_known_values(device):
+    np.testing.assert_allclose(npy(kg.exp(kg.tensor([0.0, 1.0], device=device))), [1.0, np.e], **F32)
+    np.testing.assert_allclose(npy(kg.sigmoid(kg.tensor([0.0], device=device))), [0.5])
+    np.testing.assert_array_equal(npy(kg.relu(kg.tensor([-1.0, 0.0, 2.0], device=device))), [0.0, 0.0, 2.0])
+    np.testing.assert_array_equal(npy(kg.sign(kg.tensor([-3.0, 0.0, 2.0], device=device))), [-1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(npy(kg.abs(kg.tensor([-3, 0, 2], device=device))), [3, 0, 2])
+    assert kg.abs(kg.tensor([-3, 0, 2], device=device)).dtype == kg.int64
 
 
-def test_unary_float_functions_on_int_tensor_give_float32():
-    out = kg.exp(kg.tensor([0, 1]))
+def test_unary_float_functions_on_int_tensor_give_float32(device):
+    out = kg.exp(kg.tensor([0, 1], device=device))
     assert out.dtype == kg.float32
     np.testing.assert_allclose(npy(out), [1.0, np.e], **F32)
-    assert kg.sqrt(kg.tensor([4])).dtype == kg.float32
+    assert kg.sqrt(kg.tensor([4], device=device)).dtype == kg.float32
 
 
-def test_numerically_stable_sigmoid_tanh():
-    x = kg.tensor([-1000.0, -100.0, 100.0, 1000.0], requires_grad=True)
+def test_numerically_stable_sigmoid_tanh(device):
+    x = kg.tensor([-1000.0, -100.0, 100.0, 1000.0], requires_grad=True, device=device)
     s = kg.sigmoid(x)
     # sigmoid(-100) = e^-100 ~ 3.7e-44 is a float32 denormal (or flushed to 0): only require
     # no NaN/overflow and values within 1e-30 of the truth
     np.testing.assert_allclose(npy(s), [0.0, np.exp(-100.0), 1.0, 1.0], rtol=0, atol=1e-30)
     s.sum().backward()
     assert np.all(np.isfinite(npy(x.grad)))
-    np.testing.assert_array_equal(npy(kg.tanh(kg.tensor([-1000.0, 1000.0]))), [-1.0, 1.0])
+    np.testing.assert_array_equal(npy(kg.tanh(kg.tensor([-1000.0, 1000.0], device=device))), [-1.0, 1.0])
 
 
-def test_unary_grad_values():
-    x = kg.tensor([-2.0, -0.5, 0.5, 3.0], requires_grad=True)
+def test_unary_grad_values(device):
+    x = kg.tensor([-2.0, -0.5, 0.5, 3.0], requires_grad=True, device=device)
     kg.relu(x).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [0, 0, 1, 1])
     x.grad = None
@@ -491,17 +536,17 @@ def test_pow_variants(device, rng):
     np.testing.assert_allclose(npy(t ** 0), np.ones_like(a))
 
 
-def test_pow_gradcheck(rng):
-    x = f64(rng.uniform(0.5, 2.0, (3, 4)))
-    e = f64(rng.uniform(-1.0, 2.0, (4,)))
+def test_pow_gradcheck(rng, device):
+    x = f64(rng.uniform(0.5, 2.0, (3, 4)), device=device)
+    e = f64(rng.uniform(-1.0, 2.0, (4,)), device=device)
     assert gradcheck(lambda a, b: kg.pow(a, b), (x, e))
     assert gradcheck(lambda a: kg.pow(a, 3), (x,))
     assert gradcheck(lambda a: a.pow(-1.5), (x,))
 
 
-def test_pow_grad_at_zero_base():
+def test_pow_grad_at_zero_base(device):
     # d/dx x^0 = 0 everywhere (torch masks the 0 * 0^-1 = nan); d/dx x^2 at 0 = 0
-    x = kg.tensor([0.0, 2.0], requires_grad=True)
+    x = kg.tensor([0.0, 2.0], requires_grad=True, device=device)
     (x ** 0).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [0.0, 0.0])
     x.grad = None
@@ -509,8 +554,8 @@ def test_pow_grad_at_zero_base():
     np.testing.assert_array_equal(npy(x.grad), [0.0, 4.0])
 
 
-def test_pow_of_negative_base_with_integer_exponent():
-    x = kg.tensor([-2.0, 3.0], requires_grad=True)
+def test_pow_of_negative_base_with_integer_exponent(device):
+    x = kg.tensor([-2.0, 3.0], requires_grad=True, device=device)
     y = x ** 2
     np.testing.assert_array_equal(npy(y), [4.0, 9.0])
     y.sum().backward()
@@ -528,11 +573,11 @@ def test_clamp_clip(fn_name, device):
     np.testing.assert_array_equal(npy(getattr(t, fn_name)(-1.5, 1.0)), np.clip(a, -1.5, 1.0))
 
 
-def test_clamp_grad():
-    x = kg.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True)
+def test_clamp_grad(device):
+    x = kg.tensor([-3.0, -0.5, 0.5, 3.0], requires_grad=True, device=device)
     kg.clamp(x, -1.0, 1.0).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), [0, 1, 1, 0])
-    x64 = f64([-3.0, -0.5, 0.2, 0.7, 3.0])
+    x64 = f64([-3.0, -0.5, 0.2, 0.7, 3.0], device=device)
     assert gradcheck(lambda t: kg.clamp(t, -1.0, 1.0), (x64,))
     assert gradcheck(lambda t: t.clip(min=0.0), (x64,))
 
@@ -545,13 +590,13 @@ def test_maximum_minimum(name, np_fn, device, rng):
     np.testing.assert_array_equal(npy(out), np_fn(a, b))
     out = getattr(kg.tensor(a, device=device), name)(kg.tensor(b, device=device))
     np.testing.assert_array_equal(npy(out), np_fn(a, b))
-    x, y = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((4,)))
+    x, y = f64(rng.standard_normal((3, 4)), device=device), f64(rng.standard_normal((4,)), device=device)
     assert gradcheck(getattr(kg, name), (x, y))
 
 
-def test_maximum_grad_goes_to_larger():
-    a = kg.tensor([1.0, 5.0, -2.0], requires_grad=True)
-    b = kg.tensor([3.0, 2.0, -1.0], requires_grad=True)
+def test_maximum_grad_goes_to_larger(device):
+    a = kg.tensor([1.0, 5.0, -2.0], requires_grad=True, device=device)
+    b = kg.tensor([3.0, 2.0, -1.0], requires_grad=True, device=device)
     kg.maximum(a, b).sum().backward()
     np.testing.assert_array_equal(npy(a.grad), [0, 1, 0])
     np.testing.assert_array_equal(npy(b.grad), [1, 0, 1])
@@ -567,11 +612,11 @@ def test_where(device, rng):
     out = kg.where(tc, kg.tensor(a, device=device), 0.0)
     assert out.dtype == kg.float32
     np.testing.assert_array_equal(npy(out), np.where(cond, a, np.float32(0)))
-    x, y = f64(a), f64(b)
-    assert gradcheck(lambda p, q: kg.where(kg.tensor(cond), p, q), (x, y))
+    x, y = f64(a, device=device), f64(b, device=device)
+    assert gradcheck(lambda p, q: kg.where(kg.tensor(cond, device=device), p, q), (x, y))
     x.grad = None
     y.grad = None
-    kg.where(kg.tensor(cond), x, y).sum().backward()
+    kg.where(kg.tensor(cond, device=device), x, y).sum().backward()
     np.testing.assert_array_equal(npy(x.grad), cond.astype(np.float64))
     np.testing.assert_array_equal(npy(y.grad), (~cond).sum(0).astype(np.float64))
 

@@ -84,10 +84,11 @@ __device__ inline C unary_value(UnaryOp op, C x) {
         return x;
     } else if constexpr (std::is_same<C, bool>::value) {
         return op == UnaryOp::negative ? !x : x;  // abs and sign of bool are the identity
-    } else {
+    } else {  // int64: -INT64_MIN wraps to itself, as in NumPy (computed unsigned: no overflow)
+        using U = typename std::make_unsigned<C>::type;
         switch (op) {
-            case UnaryOp::negative: return -x;
-            case UnaryOp::abs: return x < 0 ? -x : x;
+            case UnaryOp::negative: return C(U(0) - U(x));
+            case UnaryOp::abs: return x < 0 ? C(U(0) - U(x)) : x;
             case UnaryOp::sign: return C((x > 0) - (x < 0));
             default: return x;  // float ops: the binding converts int64 to float first
         }
@@ -138,16 +139,19 @@ __device__ inline void float_divmod(C a, C b, C* quotient, C* remainder) {
     *remainder = mod;
 }
 
+// Integer power by squaring, wrapping around on overflow as NumPy's does (the products are taken
+// unsigned: signed overflow is undefined behaviour).
 template <typename C>
 __device__ inline C int_power(C base, C exponent) {
+    using U = typename std::make_unsigned<C>::type;
     if (exponent < 0) return base == 1 ? C(1) : (base == -1 ? (exponent % 2 ? C(-1) : C(1)) : C(0));
-    C result = 1;
+    U result = 1, b = U(base);
     while (exponent > 0) {
-        if (exponent & 1) result *= base;
-        base *= base;
+        if (exponent & 1) result *= b;
+        b *= b;
         exponent >>= 1;
     }
-    return result;
+    return C(result);
 }
 
 template <typename C>
@@ -177,19 +181,25 @@ __device__ inline C binary_value(BinaryOp op, C a, C b) {
             case BinaryOp::power: return a || !b;
             default: return b ? a : false;  // divisions: x / True = x, x / False = 0
         }
-    } else {  // int64: division by zero gives 0, as in NumPy
+    } else {  // int64, as in NumPy: division by zero gives 0, overflow wraps around (two's complement)
+        // computed unsigned where it can overflow: signed overflow is undefined behaviour, and
+        // INT64_MIN / -1 (and INT64_MIN % -1) traps on x86, where the emulator runs
+        using U = typename std::make_unsigned<C>::type;
         switch (op) {
-            case BinaryOp::add: return a + b;
-            case BinaryOp::subtract: return a - b;
-            case BinaryOp::multiply: return a * b;
-            case BinaryOp::divide: case BinaryOp::trunc_divide: return b == 0 ? C(0) : a / b;
+            case BinaryOp::add: return C(U(a) + U(b));
+            case BinaryOp::subtract: return C(U(a) - U(b));
+            case BinaryOp::multiply: return C(U(a) * U(b));
+            case BinaryOp::divide: case BinaryOp::trunc_divide:
+                if (b == 0) return C(0);
+                return b == -1 ? C(U(0) - U(a)) : a / b;
             case BinaryOp::floor_divide: {
                 if (b == 0) return C(0);
+                if (b == -1) return C(U(0) - U(a));
                 const C q = a / b;
                 return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
             }
             case BinaryOp::remainder: {
-                if (b == 0) return C(0);
+                if (b == 0 || b == -1) return C(0);
                 const C r = a % b;
                 return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
             }

@@ -63,11 +63,31 @@ __device__ inline bool is_nan(A v) {
     return false;
 }
 
+// an int64 sum or product wraps around on overflow, as NumPy's does (computed unsigned: signed
+// overflow is undefined behaviour)
+template <typename A>
+__device__ inline A wrapping_add(A a, A b) {
+    if constexpr (std::is_integral<A>::value) {
+        using U = typename std::make_unsigned<A>::type;
+        return A(U(a) + U(b));
+    }
+    return a + b;
+}
+
+template <typename A>
+__device__ inline A wrapping_mul(A a, A b) {
+    if constexpr (std::is_integral<A>::value) {
+        using U = typename std::make_unsigned<A>::type;
+        return A(U(a) * U(b));
+    }
+    return a * b;
+}
+
 template <typename A>
 __device__ inline A combine(ReduceOp op, A a, A b) {
     switch (op) {
-        case ReduceOp::sum: return a + b;
-        case ReduceOp::prod: return a * b;
+        case ReduceOp::sum: return wrapping_add(a, b);
+        case ReduceOp::prod: return wrapping_mul(a, b);
         case ReduceOp::max: return (is_nan(a) || a > b) ? a : b;  // NaN propagates
         case ReduceOp::min: return (is_nan(a) || a < b) ? a : b;
         case ReduceOp::all: return A(a != A(0) && b != A(0));
@@ -82,10 +102,28 @@ __device__ inline A warp_reduce(ReduceOp op, A v) {
     return v;
 }
 
-// One warp's part of a row: lanes stride over r from `first` by `step`.
+// One warp's part of a row: lanes stride over r from `first` by `step`. A floating-point sum is
+// compensated (Kahan): each lane adds R / step terms one after the other, and a plain running float
+// sum of n terms drifts like n * eps (1e6 float32 terms over 512 lanes: 1.4e-5, where NumPy's
+// pairwise sum stays within a few eps). The compensation is reset when it is NaN, so that an
+// infinite term or an overflow gives the plain sum's inf instead of inf - inf = NaN.
 template <typename T>
 __device__ inline acc_t<T> partial(ReduceOp op, const T* row, int64_t R, int64_t first, int64_t step) {
-    acc_t<T> v = identity<acc_t<T>>(op);
+    using A = acc_t<T>;
+    if constexpr (std::is_floating_point<A>::value) {
+        if (op == ReduceOp::sum) {
+            A s = A(0), c = A(0);
+            for (int64_t r = first; r < R; r += step) {
+                const A y = static_cast<A>(load(row[r])) - c;
+                const A t = s + y;
+                c = (t - s) - y;
+                if (is_nan(c)) c = A(0);
+                s = t;
+            }
+            return s;
+        }
+    }
+    A v = identity<A>(op);
     for (int64_t r = first; r < R; r += step) v = combine(op, v, static_cast<acc_t<T>>(load(row[r])));
     return v;
 }
@@ -164,7 +202,7 @@ __global__ void scan_kernel(T* out, const T* in, int64_t M, int64_t R, ScanOp op
         A acc = op == ScanOp::cumsum ? A(0) : A(1);
         for (int64_t r = 0; r < R; ++r) {
             const A x = static_cast<A>(load(in[m * R + r]));
-            acc = op == ScanOp::cumsum ? A(acc + x) : A(acc * x);
+            acc = op == ScanOp::cumsum ? wrapping_add(acc, x) : wrapping_mul(acc, x);
             out[m * R + r] = convert<T>(acc);
         }
     }

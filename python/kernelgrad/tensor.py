@@ -568,6 +568,8 @@ class Tensor:
         _check_index_tensor(index, self, "scatter_add")
         if not isinstance(src, Tensor):
             raise TypeError(f"scatter_add: expected src to be a Tensor, got {type(src).__name__}")
+        if src.device != self._device:
+            raise DeviceError(f"scatter_add: src is on {src.device} but self is on {self._device}")
         if index.ndim != self.ndim or src.ndim != self.ndim:
             raise ShapeError("scatter_add: index, src and self must have the same number of dimensions")
         for d in range(self.ndim):

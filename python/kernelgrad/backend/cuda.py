@@ -181,6 +181,8 @@ def _new(shape, dtype):
 
 
 def is_contiguous(a):
+    if a.size == 0:  # as NumPy: an empty array is contiguous whatever its strides
+        return True
     expected = 1
     for s, st in zip(reversed(a.shape), reversed(a._strides)):
         if s != 1 and st != expected:
@@ -486,11 +488,13 @@ def _binary(op, a, b, out=None, dtype=None):
     return out
 
 
-def _make_binary(op, true_divide=False):
+def _make_binary(op, true_divide=False, bool_as_int=False):
     def fn(a, b, out=None):
         dtype = _result_type(a, b)
         if true_divide and dtype.kind in "biu":
             dtype = _F64
+        if bool_as_int and dtype == _BOOL:  # NumPy has no bool loop for these: bools compute as integers
+            dtype = _INT64
         return _binary(op, a, b, out, dtype)
 
     fn.__name__ = op
@@ -501,10 +505,10 @@ add = _make_binary("add")
 subtract = _make_binary("subtract")
 multiply = _make_binary("multiply")
 divide = _make_binary("divide", true_divide=True)
-floor_divide = _make_binary("floor_divide")
+floor_divide = _make_binary("floor_divide", bool_as_int=True)
 trunc_divide = _make_binary("trunc_divide")
-remainder = _make_binary("remainder")
-power = _make_binary("power")
+remainder = _make_binary("remainder", bool_as_int=True)
+power = _make_binary("power", bool_as_int=True)
 maximum = _make_binary("maximum")
 minimum = _make_binary("minimum")
 
