@@ -10,6 +10,7 @@ namespace cuda {
 void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, reductions, indexing
 void bind_cuda_conv(pybind11::module_& m);    // conv2d: argument checks, im2col / col2im
 void bind_cuda_random(pybind11::module_& m);  // Philox streams: raw, uniform, normal, integers, randperm
+void bind_cuda_gemm(pybind11::module_& m);    // batched strided matmul
 
 }  // namespace cuda
 }  // namespace kg
