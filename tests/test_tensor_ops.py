@@ -638,3 +638,15 @@ def test_promotion_matches_torch():
     ]
     for case in cases:
         assert case(kg).dtype == to_kg[case(torch).dtype]
+
+
+def test_isclose_and_allclose_follow_numpy(device):
+    a = np.array([1.0, np.inf, -np.inf, np.nan, 2.0, 0.0, 1e-9])
+    b = np.array([1.0 + 1e-9, np.inf, np.inf, np.nan, 2.1, 1e-9, 0.0])
+    ta, tb = kg.tensor(a, device=device), kg.tensor(b, device=device)
+    for equal_nan in (False, True):
+        got = kg.isclose(ta, tb, equal_nan=equal_nan)
+        assert got.device == ta.device and got.dtype == kg.bool
+        np.testing.assert_array_equal(got.cpu().numpy(), np.isclose(a, b, equal_nan=equal_nan))
+    assert kg.allclose(ta[:2], tb[:2]) and not kg.allclose(ta, tb)
+    assert kg.allclose(ta[4:5], tb[4:5], rtol=0.1) and not kg.allclose(ta[4:5], tb[4:5], rtol=0.01)

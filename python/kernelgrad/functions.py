@@ -1,6 +1,8 @@
 """Module-level forms of the tensor ops (`kg.exp(x)`, `kg.cat(...)`, ...)."""
 import numpy as np
 
+from .autograd.grad_mode import no_grad
+
 from . import _dtype as D
 from ._errors import ShapeError
 from .ops import shape as S
@@ -33,7 +35,7 @@ for _name in _METHODS:
     globals()[_name] = _method(_name)
 
 __all__ = _METHODS + ["negative", "multiply", "subtract", "divide", "pow", "bmm", "mm", "dot", "cat",
-                      "concatenate", "stack", "allclose", "equal", "is_tensor", "numel", "matmul", "maximum",
+                      "concatenate", "stack", "allclose", "isclose", "equal", "is_tensor", "numel", "matmul", "maximum",
                       "minimum", "where"]
 
 negative = globals()["neg"]
@@ -119,8 +121,24 @@ def stack(tensors, dim=0):
     return cat([t.unsqueeze(d) for t in tensors], d)
 
 
-def allclose(input, other, rtol=1e-5, atol=1e-8, equal_nan=False):
-    return bool(np.allclose(input._host(), other._host(), rtol=rtol, atol=atol, equal_nan=equal_nan))
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """|input - other| <= atol + rtol * |other| elementwise (equal infinities are close; NaN only with
+    equal_nan), computed on the tensors' device."""
+    if not isinstance(input, Tensor) or not isinstance(other, Tensor):
+        raise TypeError("isclose: expected input and other to be Tensors")
+    with no_grad():
+        a, b = input.detach(), other.detach()
+        if not a.is_floating_point() and not b.is_floating_point():
+            return a == b
+        finite = (a - b).abs() <= atol + rtol * b.abs()
+        close = (a == b) | (finite & a.isfinite() & b.isfinite())
+        if equal_nan:
+            close = close | (a.isnan() & b.isnan())
+        return close
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    return bool(isclose(input, other, rtol=rtol, atol=atol, equal_nan=equal_nan).all())
 
 
 def equal(input, other):

@@ -69,8 +69,8 @@ def _quiet(ufunc):
     return call
 
 
-add = np.add
-subtract = np.subtract
+add = _quiet(np.add)
+subtract = _quiet(np.subtract)
 multiply = _quiet(np.multiply)
 divide = _quiet(np.divide)
 floor_divide = _quiet(np.floor_divide)
