@@ -8,6 +8,7 @@ namespace kg {
 namespace cuda {
 
 void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, reductions, indexing
+void bind_cuda_pool(pybind11::module_& m);    // pooling, unpooling, upsampling, reflect/replicate padding
 
 }  // namespace cuda
 }  // namespace kg
