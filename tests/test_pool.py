@@ -1,9 +1,11 @@
 """F.max_pool2d, F.avg_pool2d, the adaptive poolings and F.max_unpool2d, with their layers: forward
 and backward against kg.reference in float32, gradcheck (and double backward) in float64, edge
-shapes, bad input, and torch as an extra oracle.
+shapes (ceil_mode's edge windows, overlapping windows), bad input, and torch as an extra oracle;
+on every device (CUDA: the emulator when there is no GPU).
 
 Tolerances: max pooling selects elements, so values and indices must match the reference exactly,
-and its backward adds at most a few float32 gradients per element (rtol 1e-6). Average pooling
+and its backward adds at most a few float32 gradients per element, in any order (CUDA adds them
+with atomics; rtol 1e-6). Average pooling
 sums K window elements of size O(1) in another order than NumPy: the float32 rounding of either
 sum is below K * eps (eps = 1.2e-7), so atol = 4 * K * eps relative to the inputs' size.
 """
@@ -119,24 +121,24 @@ def test_avg_pool2d_vs_reference(shape, kernel, stride, padding, dilation, ceil_
 
 @pytest.mark.parametrize("shape, kernel, stride, padding, dilation, ceil_mode",
                          [POOL_CASES[i] for i in (1, 2, 3, 5, 8)], ids=[CASE_IDS[i] for i in (1, 2, 3, 5, 8)])
-def test_pool_gradcheck_float64(shape, kernel, stride, padding, dilation, ceil_mode, rng):
+def test_pool_gradcheck_float64(shape, kernel, stride, padding, dilation, ceil_mode, device, rng):
     """Continuous random inputs have no ties, so max pooling is differentiable where it is checked.
     One sample of each case keeps the finite differences quick."""
-    x = kg.tensor(rng.standard_normal((1,) + shape[1:]), requires_grad=True)
+    x = kg.tensor(rng.standard_normal((1,) + shape[1:]), device=device, requires_grad=True)
     assert gradcheck(lambda a: F.max_pool2d(a, kernel, stride, padding, dilation, ceil_mode), (x,))
     if dilation == 1:
         assert gradcheck(lambda a: F.avg_pool2d(a, kernel, stride, padding, ceil_mode, False), (x,))
         assert gradcheck(lambda a: F.avg_pool2d(a, kernel, stride, padding, ceil_mode, True, 2), (x,))
 
 
-def test_pool_double_backward(rng):
+def test_pool_double_backward(device, rng):
     """Max pooling's backward scatters the gradient to the argmax: its own gradient (in the
     incoming gradient) gathers at the same indices. Average pooling's backward is linear too, with
     average pooling as its gradient."""
-    x = kg.tensor(rng.standard_normal((2, 2, 7, 6)), requires_grad=True)
+    x = kg.tensor(rng.standard_normal((2, 2, 7, 6)), device=device, requires_grad=True)
     for pool in (lambda a: F.max_pool2d(a, 3, 2, 1), lambda a: F.avg_pool2d(a, 3, 2, 1, ceil_mode=True),
                  lambda a: F.adaptive_avg_pool2d(a, (3, 4)), lambda a: F.adaptive_max_pool2d(a, (4, 3))):
-        g = kg.tensor(rng.standard_normal(pool(x).shape), requires_grad=True)
+        g = kg.tensor(rng.standard_normal(pool(x).shape), device=device, requires_grad=True)
 
         def backward_of(g_):
             return kg.autograd.grad(pool(x), x, g_, create_graph=True)[0]
@@ -144,10 +146,10 @@ def test_pool_double_backward(rng):
         assert gradcheck(backward_of, (g,))
     # the gradient of <max_pool backward(g), v> with respect to g is v gathered at the indices
     out, indices = F.max_pool2d(x, 2, return_indices=True)
-    g = kg.ones(out.shape, dtype=kg.float64, requires_grad=True)
+    g = kg.ones(out.shape, dtype=kg.float64, device=device, requires_grad=True)
     v = rng.standard_normal(x.shape)
     (dx,) = kg.autograd.grad(out, x, g, create_graph=True)
-    (dg,) = kg.autograd.grad((dx * kg.tensor(v)).sum(), g)
+    (dg,) = kg.autograd.grad((dx * kg.tensor(v, device=device)).sum(), g)
     gathered = np.take_along_axis(v.reshape(2, 2, -1), npy(indices).reshape(2, 2, -1), -1)
     np.testing.assert_array_equal(npy(dg), gathered.reshape(out.shape))
 
@@ -198,6 +200,49 @@ def test_pool_batch_zero(device):
     assert x.grad.shape == (0, 2, 6, 6)
     assert F.avg_pool2d(x, 3).shape == (0, 2, 2, 2)
     assert F.adaptive_avg_pool2d(x, 4).shape == (0, 2, 4, 4)
+
+
+@pytest.mark.parametrize("size, kernel, stride, padding", [(6, 3, 2, 0), (7, 2, 3, 1), (5, 2, 2, 1), (8, 4, 3, 2)])
+def test_ceil_mode_edge_windows(size, kernel, stride, padding, device, rng):
+    """ceil_mode's last window hangs past the input (6, 3, 2, 0: taps 4 and 5 of 4..6) or past the
+    padded input (8, 4, 3, 2: its count_include_pad divisor is clipped to 3), or is dropped when it
+    would start in the end padding (7, 2, 3, 1 and 5, 2, 2, 1)."""
+    x_np = randn(rng, 2, 3, size, size + 1)
+    x = kg.tensor(x_np, device=device, requires_grad=True)
+    out, indices = F.max_pool2d(x, kernel, stride, padding, ceil_mode=True, return_indices=True)
+    ref_out, ref_indices = R.max_pool2d(x_np, kernel, stride, padding, 1, True)
+    np.testing.assert_array_equal(npy(out), ref_out)
+    np.testing.assert_array_equal(npy(indices), ref_indices)
+    for count_include_pad in (True, False):
+        args = (kernel, stride, padding, True, count_include_pad)
+        x.grad = None
+        out = F.avg_pool2d(x, *args)
+        assert_sums_close(npy(out), R.avg_pool2d(x_np, *args), kernel * kernel)
+        g = randn(rng, *out.shape)
+        out.backward(kg.tensor(g, device=device))
+        assert_sums_close(npy(x.grad), R.avg_pool2d_backward(g, x_np.shape, *args), kernel * kernel)
+
+
+def test_overlapping_windows_backward(device, rng):
+    """Overlapping windows send several gradients to one input: max pooling's maxima coincide
+    (integer inputs: many ties), average pooling's windows share taps. Integer gradients keep the
+    float32 sums exact in any order (CUDA adds max pooling's with atomics)."""
+    x_np = rng.integers(-2, 3, (2, 3, 9, 10)).astype(np.float32)
+    x = kg.tensor(x_np, device=device, requires_grad=True)
+    out, indices = F.max_pool2d(x, 3, 1, 1, return_indices=True)
+    ref_out, ref_indices = R.max_pool2d(x_np, 3, 1, 1)
+    np.testing.assert_array_equal(npy(indices), ref_indices)
+    assert max(np.bincount(plane).max() for plane in ref_indices.reshape(6, -1)) >= 5  # shared by 5+ windows
+    g = rng.integers(-3, 4, out.shape).astype(np.float32)
+    out.backward(kg.tensor(g, device=device))
+    np.testing.assert_array_equal(npy(x.grad), R.max_pool2d_backward(g, ref_indices, x_np.shape))
+    x.grad = None
+    out = F.avg_pool2d(x, (3, 4), (1, 2), (1, 2), divisor_override=1)  # window sums: exact
+    np.testing.assert_array_equal(npy(out), R.avg_pool2d(x_np, (3, 4), (1, 2), (1, 2), False, True, 1))
+    g = rng.integers(-3, 4, out.shape).astype(np.float32)
+    out.backward(kg.tensor(g, device=device))
+    np.testing.assert_array_equal(npy(x.grad),
+                                  R.avg_pool2d_backward(g, x_np.shape, (3, 4), (1, 2), (1, 2), False, True, 1))
 
 
 def test_max_pool2d_ties_and_nan(device):
@@ -272,8 +317,8 @@ def test_adaptive_output_size_forms(device):
     assert F.adaptive_avg_pool2d(x, 0).shape == (2, 3, 0, 0)
 
 
-def test_adaptive_gradcheck_float64(rng):
-    x = kg.tensor(rng.standard_normal((2, 2, 5, 7)), requires_grad=True)
+def test_adaptive_gradcheck_float64(device, rng):
+    x = kg.tensor(rng.standard_normal((2, 2, 5, 7)), device=device, requires_grad=True)
     assert gradcheck(lambda a: F.adaptive_avg_pool2d(a, (3, 4)), (x,))
     assert gradcheck(lambda a: F.adaptive_max_pool2d(a, (3, 4)), (x,))
     assert gradcheck(lambda a: F.adaptive_avg_pool2d(a, 1), (x,))
@@ -309,18 +354,18 @@ def test_max_unpool2d_default_and_given_output_size(device):
             F.max_unpool2d(x, idx, 2, output_size=bad)
 
 
-def test_max_unpool2d_repeated_index_and_gradcheck(rng):
+def test_max_unpool2d_repeated_index_and_gradcheck(device, rng):
     """Overlapping pooling windows can record one index twice: the value is placed once (the last
     one written, equal here), and each occurrence gathers the gradient (PyTorch's rule)."""
-    x = kg.tensor(rng.standard_normal((1, 2, 5, 5)))
+    x = kg.tensor(rng.standard_normal((1, 2, 5, 5)), device=device)
     pooled, indices = F.max_pool2d(x, 3, 1, return_indices=True)
     out = F.max_unpool2d(pooled, indices, 3, 1)
     np.testing.assert_array_equal(npy(out), R.max_unpool2d(npy(pooled), npy(indices), (5, 5)))
     # distinct indices: gradcheck through both inputs' paths
     pooled, indices = F.max_pool2d(x, 2, return_indices=True)
-    p = kg.tensor(npy(pooled), requires_grad=True)
+    p = kg.tensor(npy(pooled), device=device, requires_grad=True)
     assert gradcheck(lambda a: F.max_unpool2d(a, indices, 2, output_size=(5, 5)), (p,))
-    g = kg.tensor(rng.standard_normal((1, 2, 5, 5)), requires_grad=True)
+    g = kg.tensor(rng.standard_normal((1, 2, 5, 5)), device=device, requires_grad=True)
     assert gradcheck(lambda g_: kg.autograd.grad(F.max_unpool2d(p, indices, 2, output_size=(5, 5)), p, g_,
                                                  create_graph=True)[0], (g,))
 
@@ -437,52 +482,52 @@ def test_pool_bad_dtype(dtype, device):
 
 # --- torch as an extra oracle ----------------------------------------------------------------------
 
-def test_pools_match_torch(rng):
+def test_pools_match_torch(device, rng):
     torch = pytest.importorskip("torch")
     tf = torch.nn.functional
     # integer-valued inputs: plenty of ties, which both must break the same way
     x_np = rng.integers(-3, 4, (2, 3, 9, 8)).astype(np.float64)
     for kernel, stride, padding, dilation, ceil_mode in [c[1:] for c in POOL_CASES if c[0][2] >= 7]:
-        x, t = kg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+        x, t = kg.tensor(x_np, device=device, requires_grad=True), torch.tensor(x_np, requires_grad=True)
         out, idx = F.max_pool2d(x, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
         t_out, t_idx = tf.max_pool2d(t, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
         np.testing.assert_array_equal(npy(out), t_out.detach().numpy())
         np.testing.assert_array_equal(npy(idx), t_idx.numpy())
         g = rng.standard_normal(out.shape)
-        out.backward(kg.tensor(g))
+        out.backward(kg.tensor(g, device=device))
         t_out.backward(torch.tensor(g))
         np.testing.assert_allclose(npy(x.grad), t.grad.numpy(), rtol=1e-12, atol=1e-12)
         if dilation == 1:
             for cip, div in [(True, None), (False, None), (True, 5)]:
-                ours = F.avg_pool2d(kg.tensor(x_np), kernel, stride, padding, ceil_mode, cip, div)
+                ours = F.avg_pool2d(kg.tensor(x_np, device=device), kernel, stride, padding, ceil_mode, cip, div)
                 theirs = tf.avg_pool2d(torch.tensor(x_np), kernel, stride, padding, ceil_mode, cip, div)
                 np.testing.assert_allclose(npy(ours), theirs.numpy(), rtol=1e-12, atol=1e-12)
     for output_size in [(3, 2), (1, 1), (5, 11), (None, 3)]:
-        out, idx = F.adaptive_max_pool2d(kg.tensor(x_np), output_size, return_indices=True)
+        out, idx = F.adaptive_max_pool2d(kg.tensor(x_np, device=device), output_size, return_indices=True)
         t_out, t_idx = tf.adaptive_max_pool2d(torch.tensor(x_np), output_size, return_indices=True)
         np.testing.assert_array_equal(npy(out), t_out.numpy())
         np.testing.assert_array_equal(npy(idx), t_idx.numpy())
-        np.testing.assert_allclose(npy(F.adaptive_avg_pool2d(kg.tensor(x_np), output_size)),
+        np.testing.assert_allclose(npy(F.adaptive_avg_pool2d(kg.tensor(x_np, device=device), output_size)),
                                    tf.adaptive_avg_pool2d(torch.tensor(x_np), output_size).numpy(), rtol=1e-12)
     nan_x = x_np.copy()
     nan_x[0, 0, 1, 1] = nan_x[0, 0, 2, 2] = nan_x[1, 2, 0, 0] = np.nan
-    out, idx = F.max_pool2d(kg.tensor(nan_x), 3, 2, 1, return_indices=True)
+    out, idx = F.max_pool2d(kg.tensor(nan_x, device=device), 3, 2, 1, return_indices=True)
     t_out, t_idx = tf.max_pool2d(torch.tensor(nan_x), 3, 2, 1, return_indices=True)
     np.testing.assert_array_equal(npy(out), t_out.numpy())
     np.testing.assert_array_equal(npy(idx), t_idx.numpy())
 
 
-def test_max_unpool2d_matches_torch(rng):
+def test_max_unpool2d_matches_torch(device, rng):
     torch = pytest.importorskip("torch")
     x_np = rng.standard_normal((2, 2, 8, 10))
     for kernel, stride, padding, output_size in [(2, None, 0, None), (3, 2, 1, (8, 10)), (3, 2, 1, (2, 2, 8, 10))]:
-        out, idx = F.max_pool2d(kg.tensor(x_np), kernel, stride, padding, return_indices=True)
-        p = kg.tensor(npy(out), requires_grad=True)
+        out, idx = F.max_pool2d(kg.tensor(x_np, device=device), kernel, stride, padding, return_indices=True)
+        p = kg.tensor(npy(out), device=device, requires_grad=True)
         t = torch.tensor(npy(out), requires_grad=True)
         ours = F.max_unpool2d(p, idx, kernel, stride, padding, output_size)
         theirs = torch.nn.functional.max_unpool2d(t, torch.tensor(npy(idx)), kernel, stride, padding, output_size)
         np.testing.assert_array_equal(npy(ours), theirs.detach().numpy())
         g = rng.standard_normal(ours.shape)
-        ours.backward(kg.tensor(g))
+        ours.backward(kg.tensor(g, device=device))
         theirs.backward(torch.tensor(g))
         np.testing.assert_array_equal(npy(p.grad), t.grad.numpy())

@@ -67,6 +67,23 @@ def test_pad_edges_accumulate(device):
     np.testing.assert_array_equal(npy(x.grad)[0, 0], [1, 1, 0])
 
 
+def test_pad_non_contiguous_input(device, rng):
+    base = rng.standard_normal((2, 7, 4, 3)).astype(np.float32)
+    x = kg.tensor(base, device=device, requires_grad=True)
+    view = x.permute(0, 3, 1, 2)[:, :, ::2]  # (2, 3, 4, 4), strided
+    assert not view.is_contiguous()
+    x_np = np.ascontiguousarray(base.transpose(0, 3, 1, 2)[:, :, ::2])
+    for mode, pad in [("reflect", (3, 2, 1, 3)), ("replicate", (5, 0, 4, -1))]:
+        x.grad = None
+        out = F.pad(view, pad, mode)
+        np.testing.assert_array_equal(npy(out), R.pad(x_np, pad, mode))
+        g = rng.standard_normal(out.shape).astype(np.float32)
+        out.backward(kg.tensor(g, device=device))
+        expected = np.zeros_like(base)
+        expected.transpose(0, 3, 1, 2)[:, :, ::2] = R.pad_backward(g, x_np.shape, pad, mode)
+        np.testing.assert_allclose(npy(x.grad), expected, rtol=1e-6, atol=4 * 36 * EPS32 * np.abs(g).max())
+
+
 def test_pad_constant_value_and_dtypes(device):
     x = kg.arange(6, device=device).reshape(2, 3)  # int64: constant padding is no kernel
     out = F.pad(x, (1, 0, 0, 1), value=7)
@@ -78,10 +95,10 @@ def test_pad_constant_value_and_dtypes(device):
 
 @pytest.mark.parametrize("pad, mode", [((1, 2, 2, 1), "constant"), ((2, -1, 0, 3), "reflect"),
                                        ((3, 1, 1, 4), "replicate")])
-def test_pad_gradcheck_and_double_backward(pad, mode, rng):
-    x = kg.tensor(rng.standard_normal((1, 2, 4, 5)), requires_grad=True)
+def test_pad_gradcheck_and_double_backward(pad, mode, device, rng):
+    x = kg.tensor(rng.standard_normal((1, 2, 4, 5)), device=device, requires_grad=True)
     assert gradcheck(lambda a: F.pad(a, pad, mode), (x,))
-    g = kg.tensor(rng.standard_normal(F.pad(x, pad, mode).shape), requires_grad=True)
+    g = kg.tensor(rng.standard_normal(F.pad(x, pad, mode).shape), device=device, requires_grad=True)
     assert gradcheck(lambda g_: kg.autograd.grad(F.pad(x, pad, mode), x, g_, create_graph=True)[0], (g,))
     assert gradcheck(lambda a: F.pad(a, (1, 1), value=2.5), (x,))  # affine: the same gradient
 
@@ -122,14 +139,14 @@ def test_pad_bad_input(device):
 
 # --- torch as an extra oracle ----------------------------------------------------------------------
 
-def test_pad_matches_torch(rng):
+def test_pad_matches_torch(device, rng):
     torch = pytest.importorskip("torch")
     for shape, pad, mode in PAD_CASES:
         x_np = rng.standard_normal(shape)
-        x, t = kg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+        x, t = kg.tensor(x_np, device=device, requires_grad=True), torch.tensor(x_np, requires_grad=True)
         ours, theirs = F.pad(x, pad, mode), torch.nn.functional.pad(t, pad, mode)
         np.testing.assert_array_equal(npy(ours), theirs.detach().numpy())
         g = rng.standard_normal(ours.shape)
-        ours.backward(kg.tensor(g))
+        ours.backward(kg.tensor(g, device=device))
         theirs.backward(torch.tensor(g))
         np.testing.assert_allclose(npy(x.grad), t.grad.numpy(), rtol=1e-12, atol=1e-12)

@@ -77,10 +77,10 @@ def test_interpolate_vs_reference(shape, size, scale_factor, mode, align_corners
     assert_sums_close(npy(x.grad), expected, per_input, np.abs(g).max())
 
 
-def test_nearest_index_rule():
+def test_nearest_index_rule(device):
     """PyTorch's legacy nearest: src = min(floor(dst * scale), in - 1), scale = in / out or
     1 / scale_factor, in float32."""
-    x = kg.arange(5, dtype=kg.float32).reshape(1, 1, 5)
+    x = kg.arange(5, dtype=kg.float32, device=device).reshape(1, 1, 5)
     assert npy(F.interpolate(x, size=8)).ravel().tolist() == [0, 0, 1, 1, 2, 3, 3, 4]   # floor(o * 5 / 8)
     assert npy(F.interpolate(x, scale_factor=1.7)).ravel().tolist() == [0, 0, 1, 1, 2, 2, 3, 4]  # floor(o / 1.7)
     assert npy(F.interpolate(x, size=2)).ravel().tolist() == [0, 2]
@@ -110,14 +110,14 @@ def test_interpolate_3d_nearest_and_non_contiguous(device, rng):
 
 
 @pytest.mark.parametrize("mode, align_corners", [("nearest", None), ("bilinear", False), ("bilinear", True)])
-def test_interpolate_gradcheck_and_double_backward(mode, align_corners, rng):
-    x = kg.tensor(rng.standard_normal((1, 2, 4, 5)), requires_grad=True)
+def test_interpolate_gradcheck_and_double_backward(mode, align_corners, device, rng):
+    x = kg.tensor(rng.standard_normal((1, 2, 4, 5)), device=device, requires_grad=True)
     for size, scale in [((7, 3), None), (None, (1.5, 2.0))]:
         def resize(a):
             return F.interpolate(a, size, scale, mode, align_corners)
 
         assert gradcheck(resize, (x,))
-        g = kg.tensor(rng.standard_normal(resize(x).shape), requires_grad=True)
+        g = kg.tensor(rng.standard_normal(resize(x).shape), device=device, requires_grad=True)
         assert gradcheck(lambda g_: kg.autograd.grad(resize(x), x, g_, create_graph=True)[0], (g,))
 
 
@@ -168,19 +168,19 @@ def test_interpolate_bad_input(device):
 
 # --- torch as an extra oracle ----------------------------------------------------------------------
 
-def test_interpolate_matches_torch(rng):
+def test_interpolate_matches_torch(device, rng):
     torch = pytest.importorskip("torch")
     for shape, size, scale_factor in RESIZE_CASES + [((1, 1, 6, 10), None, (0.55, 0.3)), ((2, 2, 3, 7), None, 3.25)]:
         x_np = rng.standard_normal(shape)
         for mode, align_corners in [("nearest", None), ("bilinear", False), ("bilinear", True)]:
-            x, t = kg.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+            x, t = kg.tensor(x_np, device=device, requires_grad=True), torch.tensor(x_np, requires_grad=True)
             ours = F.interpolate(x, size, scale_factor, mode, align_corners)
             theirs = torch.nn.functional.interpolate(t, size, scale_factor, mode, align_corners)
             np.testing.assert_allclose(npy(ours), theirs.detach().numpy(), rtol=1e-12, atol=1e-12)
             g = rng.standard_normal(ours.shape)
-            ours.backward(kg.tensor(g))
+            ours.backward(kg.tensor(g, device=device))
             theirs.backward(torch.tensor(g))
             np.testing.assert_allclose(npy(x.grad), t.grad.numpy(), rtol=1e-12, atol=1e-12)
         x32 = x_np.astype(np.float32)  # PyTorch's float32 index arithmetic, reproduced
-        np.testing.assert_array_equal(npy(F.interpolate(kg.tensor(x32), size, scale_factor)),
+        np.testing.assert_array_equal(npy(F.interpolate(kg.tensor(x32, device=device), size, scale_factor)),
                                       torch.nn.functional.interpolate(torch.tensor(x32), size, scale_factor).numpy())

@@ -11,6 +11,7 @@ void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, red
 void bind_cuda_conv(pybind11::module_& m);    // conv2d: argument checks, im2col / col2im
 void bind_cuda_random(pybind11::module_& m);  // Philox streams: raw, uniform, normal, integers, randperm
 void bind_cuda_gemm(pybind11::module_& m);    // batched strided matmul
+void bind_cuda_pool(pybind11::module_& m);    // pooling, unpooling, upsampling, reflect/replicate padding
 
 }  // namespace cuda
 }  // namespace kg

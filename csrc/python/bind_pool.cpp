@@ -2,10 +2,11 @@
 // upsample.h, pad2d.h) seen from Python as functions of kernelgrad._C.
 //
 // Every function takes (N, C, H, W) NumPy arrays (float32 or float64; indices int64), checks
-// every argument (TypeError for dtypes, ValueError for shapes and values, IndexError for indices
-// out of range; each message names the function, the argument, what was expected and what was
-// given), makes C-contiguous copies of strided inputs, releases the GIL around the kernel and
-// returns new C-contiguous arrays. Pairs are (height, width).
+// every argument with pool_args.h (the checks the CUDA modules share: TypeError for dtypes,
+// ValueError for shapes and values, IndexError for indices out of range; each message names the
+// function, the argument, what was expected and what was given), makes C-contiguous copies of
+// strided inputs, releases the GIL around the kernel and returns new C-contiguous arrays. Pairs
+// are (height, width).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -19,73 +20,14 @@
 #include "cpu/pad2d.h"
 #include "cpu/pool2d.h"
 #include "cpu/upsample.h"
+#include "python/pool_args.h"
 
 namespace py = pybind11;
 
 namespace {
 
-using Pair = std::array<int64_t, 2>;
-using Scales = std::optional<std::array<double, 2>>;
+using namespace kg::pool_args;
 using kg::cpu::PoolWindow;
-
-// ----------------------------------------------------------------------------------------------
-// Argument checks
-
-std::string str(const py::handle& h) { return py::str(h); }
-std::string pair_str(Pair p) { return "(" + std::to_string(p[0]) + ", " + std::to_string(p[1]) + ")"; }
-
-// An (N, C, H, W) array's sizes
-struct Nchw {
-    int64_t N, C, H, W;
-    int64_t planes() const { return N * C; }
-    std::vector<py::ssize_t> with_hw(int64_t h, int64_t w) const { return {N, C, h, w}; }
-};
-
-// A float32 / float64 array with 4 dimensions
-Nchw float_nchw(const py::array& a, const std::string& fn, const char* name) {
-    const py::dtype dt = a.dtype();
-    if (dt.kind() != 'f' || (dt.itemsize() != 4 && dt.itemsize() != 8))
-        throw py::type_error(fn + ": expected " + name + " to be float32 or float64, got " + str(dt));
-    if (a.ndim() != 4)
-        throw py::value_error(fn + ": expected " + name + " to have 4 dimensions (N, C, H, W), got shape " +
-                              str(a.attr("shape")));
-    return {a.shape(0), a.shape(1), a.shape(2), a.shape(3)};
-}
-
-// An int64 array of the shape `like` has
-void check_indices(const py::array& indices, const py::array& like, const std::string& fn,
-                   const char* like_name) {
-    const py::dtype dt = indices.dtype();
-    if (dt.kind() != 'i' || dt.itemsize() != 8)
-        throw py::type_error(fn + ": expected indices to be int64, got " + str(dt));
-    if (!indices.attr("shape").equal(like.attr("shape")))
-        throw py::value_error(fn + ": expected indices of the shape of " + like_name + " " +
-                              str(like.attr("shape")) + ", got " + str(indices.attr("shape")));
-}
-
-// The max pooling kernels keep positions within a plane as int32
-void check_int32_positions(const Nchw& s, const std::string& fn) {
-    constexpr int64_t limit = int64_t(1) << 31;
-    if (s.H >= limit || s.W >= limit)
-        throw py::value_error(fn + ": expected H and W < 2**31, got (" + std::to_string(s.H) + ", " +
-                              std::to_string(s.W) + ")");
-}
-
-void check_at_least(Pair p, int64_t min, const std::string& fn, const char* name) {
-    if (p[0] < min || p[1] < min)
-        throw py::value_error(fn + ": expected " + name + " >= " + std::to_string(min) + ", got " +
-                              pair_str(p));
-}
-
-// Window sizes, strides, dilations and pads are int32 in PyTorch; the bound also keeps the
-// kernels' index arithmetic (products of two of them) far from int64 overflow.
-constexpr int64_t kMaxArg = (int64_t(1) << 31) - 1;
-
-void check_at_most(Pair p, int64_t max, const std::string& fn, const char* name) {
-    if (p[0] > max || p[1] > max)
-        throw py::value_error(fn + ": expected " + name + " <= " + std::to_string(max) + ", got " +
-                              pair_str(p));
-}
 
 // The array as a C-contiguous array of T (a copy only when it is not one already); its dtype has
 // been checked, so nothing is converted.
@@ -101,59 +43,41 @@ py::object dispatch(const py::array& x, F&& f) {
     return f(double());
 }
 
-// ----------------------------------------------------------------------------------------------
-// Pooling geometry
+// The CPU kernels' pooling geometry (pool_args.h checks it)
+Pool2d<PoolWindow> max_pool_geometry(const std::string& fn, const Nchw& s, Pair kernel, Pair stride, Pair padding,
+                                     Pair dilation, bool ceil_mode) {
+    return kg::pool_args::max_pool_geometry<PoolWindow>(fn, s, kernel, stride, padding, dilation, ceil_mode,
+                                                        kg::cpu::pool_output_size,
+                                                        kg::cpu::pool_windows_touch_input);
+}
 
-struct Pool2d {
-    PoolWindow rows, cols;
-    int64_t OH, OW;
-};
+Pool2d<PoolWindow> avg_geometry(const std::string& fn, int64_t H, int64_t W, Pair kernel, Pair stride, Pair padding,
+                                bool ceil_mode, std::optional<int64_t> divisor_override) {
+    return kg::pool_args::avg_geometry<PoolWindow>(fn, H, W, kernel, stride, padding, ceil_mode, divisor_override,
+                                                   kg::cpu::pool_output_size);
+}
 
-// The windows of a pooling over an H x W input, checked, and its output size (>= 1)
-Pool2d pool_geometry(const std::string& fn, int64_t H, int64_t W, Pair kernel, Pair stride,
-                     Pair padding, Pair dilation, bool ceil_mode) {
-    check_at_least(kernel, 1, fn, "kernel_size");
-    check_at_least(stride, 1, fn, "stride");
-    check_at_least(padding, 0, fn, "padding");
-    check_at_least(dilation, 1, fn, "dilation");
-    check_at_most(kernel, kMaxArg, fn, "kernel_size");
-    check_at_most(stride, kMaxArg, fn, "stride");
-    check_at_most(dilation, kMaxArg, fn, "dilation");  // padding <= kernel_size / 2 follows
-    if (padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2)
-        throw py::value_error(fn + ": expected padding <= kernel_size / 2, got padding " + pair_str(padding) +
-                              " and kernel_size " + pair_str(kernel));
-    const PoolWindow rows{kernel[0], stride[0], padding[0], dilation[0]};
-    const PoolWindow cols{kernel[1], stride[1], padding[1], dilation[1]};
-    const int64_t OH = kg::cpu::pool_output_size(H, rows, ceil_mode);
-    const int64_t OW = kg::cpu::pool_output_size(W, cols, ceil_mode);
-    if (OH < 1 || OW < 1)
-        throw py::value_error(fn + ": the kernel (kernel_size " + pair_str(kernel) + ", dilation " +
-                              pair_str(dilation) + ") does not fit the input of size " +
-                              pair_str({H, W}) + " with padding " + pair_str(padding) +
-                              ": the output size would be " + pair_str({OH, OW}));
-    return {rows, cols, OH, OW};
+// The IndexError for the first index of idx outside planes of H x W
+[[noreturn]] void throw_first_bad_index(const std::string& fn, const py::array_t<int64_t, py::array::c_style>& idx,
+                                        int64_t H, int64_t W) {
+    const int64_t* p = idx.data();
+    int64_t bad = 0;
+    for (py::ssize_t i = 0; i < idx.size(); ++i)
+        if (p[i] < 0 || p[i] >= H * W) {
+            bad = p[i];
+            break;
+        }
+    throw_bad_index(fn, bad, H, W);
 }
 
 // ----------------------------------------------------------------------------------------------
 // Max pooling
 
-// The checked geometry of a max pooling (also: every window must touch the input)
-Pool2d max_pool_geometry(const std::string& fn, const Nchw& s, Pair kernel, Pair stride, Pair padding,
-                         Pair dilation, bool ceil_mode) {
-    const Pool2d g = pool_geometry(fn, s.H, s.W, kernel, stride, padding, dilation, ceil_mode);
-    if (!kg::cpu::pool_windows_touch_input(s.H, g.OH, g.rows) ||
-        !kg::cpu::pool_windows_touch_input(s.W, g.OW, g.cols))
-        throw py::value_error(fn + ": a dilated window lies entirely in the padding (kernel_size " +
-                              pair_str(kernel) + ", padding " + pair_str(padding) + ", dilation " +
-                              pair_str(dilation) + ", input size " + pair_str({s.H, s.W}) + ")");
-    return g;
-}
-
 py::object max_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                       bool ceil_mode) {
     const std::string fn = "max_pool2d";
     const Nchw s = float_nchw(x, fn, "input");
-    const Pool2d g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
+    const auto g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
     return dispatch(x, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto xc = c_contiguous<T>(x);
@@ -172,7 +96,7 @@ py::object max_pool2d_with_indices(const py::array& x, Pair kernel, Pair stride,
     const std::string fn = "max_pool2d_with_indices";
     const Nchw s = float_nchw(x, fn, "input");
     check_int32_positions(s, fn);
-    const Pool2d g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
+    const auto g = max_pool_geometry(fn, s, kernel, stride, padding, dilation, ceil_mode);
     return dispatch(x, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto xc = c_contiguous<T>(x);
@@ -208,20 +132,6 @@ py::object adaptive_max_pool2d(const py::array& x, Pair output_size) {
     });
 }
 
-[[noreturn]] void throw_bad_index(const std::string& fn, const py::array_t<int64_t, py::array::c_style>& idx,
-                                  int64_t H, int64_t W) {
-    const int64_t* p = idx.data();
-    int64_t bad = 0;
-    for (py::ssize_t i = 0; i < idx.size(); ++i)
-        if (p[i] < 0 || p[i] >= H * W) {
-            bad = p[i];
-            break;
-        }
-    throw py::index_error(fn + ": index " + std::to_string(bad) + " is out of range for planes of size " +
-                          std::to_string(H) + "x" + std::to_string(W) + " (expected 0 <= index < " +
-                          std::to_string(H * W) + ")");
-}
-
 py::object max_pool2d_backward(const py::array& grad_output, const py::array& indices, Pair input_size) {
     const std::string fn = "max_pool2d_backward";
     const Nchw s = float_nchw(grad_output, fn, "grad_output");
@@ -239,7 +149,7 @@ py::object max_pool2d_backward(const py::array& grad_output, const py::array& in
             ok = kg::cpu::max_pool2d_backward(dx.mutable_data(), gc.data(), ic.data(), s.planes(), H * W,
                                               s.H * s.W);
         }
-        if (!ok) throw_bad_index(fn, ic, H, W);
+        if (!ok) throw_first_bad_index(fn, ic, H, W);
         return std::move(dx);
     });
 }
@@ -247,17 +157,11 @@ py::object max_pool2d_backward(const py::array& grad_output, const py::array& in
 // ----------------------------------------------------------------------------------------------
 // Average pooling
 
-Pool2d avg_geometry(const std::string& fn, int64_t H, int64_t W, Pair kernel, Pair stride, Pair padding,
-                    bool ceil_mode, std::optional<int64_t> divisor_override) {
-    if (divisor_override == 0) throw py::value_error(fn + ": expected divisor_override != 0, got 0");
-    return pool_geometry(fn, H, W, kernel, stride, padding, {1, 1}, ceil_mode);
-}
-
 py::object avg_pool2d(const py::array& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode,
                       bool count_include_pad, std::optional<int64_t> divisor_override) {
     const std::string fn = "avg_pool2d";
     const Nchw s = float_nchw(x, fn, "input");
-    const Pool2d g = avg_geometry(fn, s.H, s.W, kernel, stride, padding, ceil_mode, divisor_override);
+    const auto g = avg_geometry(fn, s.H, s.W, kernel, stride, padding, ceil_mode, divisor_override);
     return dispatch(x, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto xc = c_contiguous<T>(x);
@@ -278,11 +182,8 @@ py::object avg_pool2d_backward(const py::array& grad_output, Pair input_size, Pa
     const Nchw s = float_nchw(grad_output, fn, "grad_output");
     check_at_least(input_size, 1, fn, "input_size");
     const int64_t H = input_size[0], W = input_size[1];
-    const Pool2d g = avg_geometry(fn, H, W, kernel, stride, padding, ceil_mode, divisor_override);
-    if (s.H != g.OH || s.W != g.OW)
-        throw py::value_error(fn + ": expected grad_output of spatial size " + pair_str({g.OH, g.OW}) +
-                              " (the output for input_size " + pair_str(input_size) + "), got " +
-                              pair_str({s.H, s.W}));
+    const auto g = avg_geometry(fn, H, W, kernel, stride, padding, ceil_mode, divisor_override);
+    check_grad_hw(s, {g.OH, g.OW}, fn, "the output for input_size " + pair_str(input_size));
     return dispatch(grad_output, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto gc = c_contiguous<T>(grad_output);
@@ -351,7 +252,7 @@ py::object max_unpool2d(const py::array& x, const py::array& indices, Pair outpu
             ok = kg::cpu::max_unpool2d_forward(out.mutable_data(), xc.data(), ic.data(), s.planes(),
                                                s.H * s.W, OH * OW);
         }
-        if (!ok) throw_bad_index(fn, ic, OH, OW);
+        if (!ok) throw_first_bad_index(fn, ic, OH, OW);
         return std::move(out);
     });
 }
@@ -359,14 +260,7 @@ py::object max_unpool2d(const py::array& x, const py::array& indices, Pair outpu
 py::object max_unpool2d_backward(const py::array& grad_output, const py::array& indices) {
     const std::string fn = "max_unpool2d_backward";
     const Nchw s = float_nchw(grad_output, fn, "grad_output");
-    const py::dtype dt = indices.dtype();
-    if (dt.kind() != 'i' || dt.itemsize() != 8)
-        throw py::type_error(fn + ": expected indices to be int64, got " + str(dt));
-    if (indices.ndim() != 4 || indices.shape(0) != s.N || indices.shape(1) != s.C)
-        throw py::value_error(fn + ": expected indices of shape (N, C, H, W) = (" + std::to_string(s.N) + ", " +
-                              std::to_string(s.C) + ", H, W) like grad_output " +
-                              str(grad_output.attr("shape")) + ", got " + str(indices.attr("shape")));
-    const int64_t H = indices.shape(2), W = indices.shape(3);
+    const auto [H, W] = unpool_indices_hw(indices, s, grad_output, fn);
     return dispatch(grad_output, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto gc = c_contiguous<T>(grad_output);
@@ -378,22 +272,13 @@ py::object max_unpool2d_backward(const py::array& grad_output, const py::array& 
             ok = kg::cpu::max_unpool2d_backward(dx.mutable_data(), gc.data(), ic.data(), s.planes(), H * W,
                                                 s.H * s.W);
         }
-        if (!ok) throw_bad_index(fn, ic, s.H, s.W);
+        if (!ok) throw_first_bad_index(fn, ic, s.H, s.W);
         return std::move(dx);
     });
 }
 
 // ----------------------------------------------------------------------------------------------
 // Upsampling
-
-// The scale factors as the kernels take them: 0 for "not given"
-std::array<double, 2> scale_factors(const Scales& scales, const std::string& fn) {
-    if (!scales) return {0.0, 0.0};
-    if (!((*scales)[0] > 0) || !((*scales)[1] > 0))
-        throw py::value_error(fn + ": expected scale_factors > 0, got (" + std::to_string((*scales)[0]) + ", " +
-                              std::to_string((*scales)[1]) + ")");
-    return *scales;
-}
 
 // The forward of nearest or bilinear upsampling: kernel(out, x, planes, H, W, OH, OW, ...)
 template <class Kernel>
@@ -471,36 +356,14 @@ py::object upsample_bilinear2d_backward(const py::array& grad_output, Pair input
 // Reflect / replicate padding; pad = (left, right, top, bottom) as in F.pad
 
 kg::cpu::PadMode pad_mode(const std::string& mode, const std::string& fn) {
-    if (mode == "reflect") return kg::cpu::PadMode::reflect;
-    if (mode == "replicate") return kg::cpu::PadMode::replicate;
-    throw py::value_error(fn + ": expected mode 'reflect' or 'replicate', got '" + mode + "'");
-}
-
-// The padded size of an H x W input, checked (>= 0; reflect: every pad < the size it pads)
-Pair padded_size(const std::string& fn, int64_t H, int64_t W, std::array<int64_t, 4> pad,
-                 kg::cpu::PadMode mode) {
-    const auto [left, right, top, bottom] = pad;
-    for (const int64_t p : pad)
-        if (p < -kMaxArg || p > kMaxArg)
-            throw py::value_error(fn + ": expected every pad in [-2**31 + 1, 2**31 - 1], got " + std::to_string(p));
-    if (H < 1 || W < 1)
-        throw py::value_error(fn + ": expected an input of non-zero (H, W), got " + pair_str({H, W}));
-    if (mode == kg::cpu::PadMode::reflect && (left >= W || right >= W || top >= H || bottom >= H))
-        throw py::value_error(fn + ": reflect padding must be smaller than the padded dimension, got pad (" +
-                              std::to_string(left) + ", " + std::to_string(right) + ", " + std::to_string(top) +
-                              ", " + std::to_string(bottom) + ") for an input of size " + pair_str({H, W}));
-    const Pair out{H + top + bottom, W + left + right};
-    if (out[0] < 0 || out[1] < 0)
-        throw py::value_error(fn + ": the padded size " + pair_str(out) + " of an input of size " +
-                              pair_str({H, W}) + " must be >= 0");
-    return out;
+    return is_reflect(mode, fn) ? kg::cpu::PadMode::reflect : kg::cpu::PadMode::replicate;
 }
 
 py::object pad2d(const py::array& x, std::array<int64_t, 4> pad, const std::string& mode) {
     const std::string fn = "pad2d";
     const Nchw s = float_nchw(x, fn, "input");
     const kg::cpu::PadMode m = pad_mode(mode, fn);
-    const Pair out_size = padded_size(fn, s.H, s.W, pad, m);
+    const Pair out_size = padded_size(fn, s.H, s.W, pad, m == kg::cpu::PadMode::reflect);
     return dispatch(x, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto xc = c_contiguous<T>(x);
@@ -520,10 +383,8 @@ py::object pad2d_backward(const py::array& grad_output, Pair input_size, std::ar
     const Nchw s = float_nchw(grad_output, fn, "grad_output");
     const kg::cpu::PadMode m = pad_mode(mode, fn);
     const int64_t H = input_size[0], W = input_size[1];
-    const Pair out = padded_size(fn, H, W, pad, m);
-    if (s.H != out[0] || s.W != out[1])
-        throw py::value_error(fn + ": expected grad_output of spatial size " + pair_str(out) +
-                              " (input_size padded), got " + pair_str({s.H, s.W}));
+    const Pair out = padded_size(fn, H, W, pad, m == kg::cpu::PadMode::reflect);
+    check_grad_hw(s, out, fn, "input_size padded");
     return dispatch(grad_output, [&](auto t) -> py::object {
         using T = decltype(t);
         const auto gc = c_contiguous<T>(grad_output);
