@@ -8,6 +8,7 @@ namespace kg {
 namespace cuda {
 
 void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, reductions, indexing
+void bind_cuda_norm(pybind11::module_& m);    // softmax, cross-entropy, layer norm, batch norm
 
 }  // namespace cuda
 }  // namespace kg
