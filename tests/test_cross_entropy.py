@@ -6,6 +6,8 @@ bad input; torch as an extra oracle.
 
 float32 tolerance: losses of order 1-10 summed over <= 60 positions: rtol 2e-5, atol 1e-5.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -22,8 +24,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, np.float64), device=device, requires_grad=requires_grad)
 
 
 def case(rng, shape, ignore=True):
@@ -97,20 +99,23 @@ def test_mean_divides_by_the_weights_of_kept_targets(device):
     np.testing.assert_array_equal(npy(x.grad), 0)
 
 
-def test_probability_targets_get_gradients(rng):
+def test_probability_targets_get_gradients(device, rng):
     x, _, P, w = case(rng, (3, 4, 2))
-    assert gradcheck(lambda x, p: F.cross_entropy(x, p, f64(w, False), label_smoothing=0.2), (f64(x), f64(P)))
+    kw = f64(w, False, device)
+    assert gradcheck(lambda x, p: F.cross_entropy(x, p, kw, label_smoothing=0.2), (f64(x, device=device),
+                                                                                  f64(P, device=device)))
 
 
 @pytest.mark.parametrize("shape", [(4, 3), (2, 3, 2), (3,)], ids=str)
 @pytest.mark.parametrize("reduction", REDUCTIONS)
-def test_gradcheck(shape, reduction, rng):
+def test_gradcheck(shape, reduction, device, rng):
     x, target, P, w = case(rng, shape)
-    t, p, kw = kg.tensor(target), f64(P, False), f64(w, False)
-    assert gradcheck(lambda x: F.cross_entropy(x, t, kw, reduction=reduction, label_smoothing=0.1), (f64(x),))
-    assert gradcheck(lambda x: F.cross_entropy(x, t, reduction=reduction), (f64(x),))
-    assert gradcheck(lambda x: F.cross_entropy(x, p, kw, reduction=reduction), (f64(x),))
-    assert gradcheck(lambda x: F.nll_loss(x, t, kw, reduction=reduction), (f64(x),))
+    t, p, kw = kg.tensor(target, device=device), f64(P, False, device), f64(w, False, device)
+    x = f64(x, device=device)
+    assert gradcheck(lambda x: F.cross_entropy(x, t, kw, reduction=reduction, label_smoothing=0.1), (x,))
+    assert gradcheck(lambda x: F.cross_entropy(x, t, reduction=reduction), (x,))
+    assert gradcheck(lambda x: F.cross_entropy(x, p, kw, reduction=reduction), (x,))
+    assert gradcheck(lambda x: F.nll_loss(x, t, kw, reduction=reduction), (x,))
 
 
 def test_non_contiguous_logits(device, rng):
@@ -133,38 +138,39 @@ def test_large_and_masked_logits(device):
     assert np.isfinite(g).all() and g[1, 1] == 0
 
 
-def test_double_backward_raises_a_clear_error():
-    x = kg.randn(3, 4, dtype=kg.float64, requires_grad=True)
-    (g,) = kg.autograd.grad(F.cross_entropy(x, kg.tensor([0, 1, 2])), x, create_graph=True)
+def test_double_backward_raises_a_clear_error(device, rng):
+    x = f64(rng.standard_normal((3, 4)), device=device)
+    (g,) = kg.autograd.grad(F.cross_entropy(x, kg.tensor([0, 1, 2], device=device)), x, create_graph=True)
     with pytest.raises(RuntimeError, match="cross_entropy: double backward is not supported"):
         g.sum().backward()
 
 
-def test_bad_input():
-    x = kg.zeros(3, 4)
+def test_bad_input(device):
+    T, Z, O = (functools.partial(f, device=device) for f in (kg.tensor, kg.zeros, kg.ones))
+    x = Z(3, 4)
     cases = [
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 4])), IndexError, "Target 4 is out of bounds"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, -1, 2])), IndexError, "Target -1 is out of bounds"),
-        (lambda: F.nll_loss(x, kg.tensor([0, 1, 7])), IndexError, "Target 7"),
-        (lambda: F.cross_entropy(x, kg.tensor([0.0, 1.0, 2.0])), (TypeError, RuntimeError), "int64"),
-        (lambda: F.cross_entropy(x, kg.tensor([True, False, True])), (TypeError, RuntimeError), "bool"),
-        (lambda: F.cross_entropy(x, kg.zeros(3, 4, dtype=kg.int64)), (TypeError, RuntimeError), "floating point"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1])), (ValueError, RuntimeError), "batch_size (3)"),
-        (lambda: F.cross_entropy(kg.zeros(2, 3, 4), kg.zeros(2, 5, dtype=kg.int64)), (ValueError, RuntimeError),
+        (lambda: F.cross_entropy(x, T([0, 1, 4])), IndexError, "Target 4 is out of bounds"),
+        (lambda: F.cross_entropy(x, T([0, -1, 2])), IndexError, "Target -1 is out of bounds"),
+        (lambda: F.nll_loss(x, T([0, 1, 7])), IndexError, "Target 7"),
+        (lambda: F.cross_entropy(x, T([0.0, 1.0, 2.0])), (TypeError, RuntimeError), "int64"),
+        (lambda: F.cross_entropy(x, T([True, False, True])), (TypeError, RuntimeError), "bool"),
+        (lambda: F.cross_entropy(x, Z(3, 4, dtype=kg.int64)), (TypeError, RuntimeError), "floating point"),
+        (lambda: F.cross_entropy(x, T([0, 1])), (ValueError, RuntimeError), "batch_size (3)"),
+        (lambda: F.cross_entropy(Z(2, 3, 4), Z(2, 5, dtype=kg.int64)), (ValueError, RuntimeError),
          "[2, 4]"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 2]), weight=kg.ones(3)), (ValueError, RuntimeError),
+        (lambda: F.cross_entropy(x, T([0, 1, 2]), weight=O(3)), (ValueError, RuntimeError),
          "all 4 classes"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 2]), weight=kg.ones(4, dtype=kg.float64)),
+        (lambda: F.cross_entropy(x, T([0, 1, 2]), weight=O(4, dtype=kg.float64)),
          (TypeError, RuntimeError), "weight"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 2]), reduction="bad"), ValueError, "bad"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 2]), label_smoothing=1.5), RuntimeError, "label_smoothing"),
-        (lambda: F.cross_entropy(x, kg.tensor([0, 1, 2]), label_smoothing=-0.1), RuntimeError, "label_smoothing"),
-        (lambda: F.cross_entropy(x, kg.zeros(3, 4), ignore_index=1), RuntimeError, "ignore_index"),
-        (lambda: F.cross_entropy(kg.zeros(3, 4, dtype=kg.int64), kg.tensor([0, 1, 2])), (TypeError, RuntimeError),
+        (lambda: F.cross_entropy(x, T([0, 1, 2]), reduction="bad"), ValueError, "bad"),
+        (lambda: F.cross_entropy(x, T([0, 1, 2]), label_smoothing=1.5), RuntimeError, "label_smoothing"),
+        (lambda: F.cross_entropy(x, T([0, 1, 2]), label_smoothing=-0.1), RuntimeError, "label_smoothing"),
+        (lambda: F.cross_entropy(x, Z(3, 4), ignore_index=1), RuntimeError, "ignore_index"),
+        (lambda: F.cross_entropy(Z(3, 4, dtype=kg.int64), T([0, 1, 2])), (TypeError, RuntimeError),
          "float32 or float64"),
-        (lambda: F.cross_entropy(kg.tensor(1.0), kg.tensor(0)), (ValueError, RuntimeError), "0-d"),
+        (lambda: F.cross_entropy(T(1.0), T(0)), (ValueError, RuntimeError), "0-d"),
         (lambda: F.cross_entropy(x, [0, 1, 2]), TypeError, "target"),
-        (lambda: F.nll_loss(x, kg.tensor([0.0, 1.0, 2.0])), (TypeError, RuntimeError), "int64"),
+        (lambda: F.nll_loss(x, T([0.0, 1.0, 2.0])), (TypeError, RuntimeError), "int64"),
     ]
     for call, error, words in cases:
         with pytest.raises(error) as e:
@@ -172,15 +178,16 @@ def test_bad_input():
         assert words in str(e.value), f"{words!r} not in {str(e.value)!r}"
 
 
-def test_modules(rng):
+def test_modules(device, rng):
     x, target, P, w = case(rng, (4, 3), ignore=False)
-    kx, kt, kw = f64(x, False), kg.tensor(target), f64(w, False)
+    kx, kt, kw = f64(x, False, device), kg.tensor(target, device=device), f64(w, False, device)
     loss = nn.CrossEntropyLoss(weight=kw, ignore_index=1, reduction="sum", label_smoothing=0.1)
     assert repr(loss) == "CrossEntropyLoss()" and repr(nn.NLLLoss()) == "NLLLoss()"
     assert "weight" in loss.state_dict() and "weight" not in nn.CrossEntropyLoss().state_dict()
     expected = F.cross_entropy(kx, kt, kw, ignore_index=1, reduction="sum", label_smoothing=0.1)
     assert loss(kx, kt).item() == expected.item()
-    assert nn.CrossEntropyLoss()(kx, f64(P, False)).item() == F.cross_entropy(kx, f64(P, False)).item()
+    kP = f64(P, False, device)
+    assert nn.CrossEntropyLoss()(kx, kP).item() == F.cross_entropy(kx, kP).item()
     logp = F.log_softmax(kx, 1)
     assert nn.NLLLoss(kw, reduction="none")(logp, kt).shape == (4,)
     assert nn.NLLLoss(kw)(logp, kt).item() == F.nll_loss(logp, kt, kw).item()
@@ -190,7 +197,7 @@ def test_modules(rng):
 
 # --- torch as an extra oracle --------------------------------------------------------------------
 
-def test_matches_torch(rng):
+def test_matches_torch(device, rng):
     torch = pytest.importorskip("torch")
     tF = torch.nn.functional
     for shape in SHAPES + [(0, 3)]:
@@ -198,10 +205,10 @@ def test_matches_torch(rng):
         for reduction in REDUCTIONS:
             for weight, smoothing, probs in [(None, 0.0, False), (w, 0.2, False), (w, 0.0, True), (None, 0.3, True)]:
                 t = P if probs else target
-                kx, tx = f64(x), torch.tensor(x, requires_grad=True)
-                kw = None if weight is None else f64(weight, False)
+                kx, tx = f64(x, device=device), torch.tensor(x, requires_grad=True)
+                kw = None if weight is None else f64(weight, False, device)
                 tw = None if weight is None else torch.tensor(weight)
-                kt = f64(t, False) if probs else kg.tensor(t)
+                kt = f64(t, False, device) if probs else kg.tensor(t, device=device)
                 k_out = F.cross_entropy(kx, kt, kw, reduction=reduction, label_smoothing=smoothing)
                 t_out = tF.cross_entropy(tx, torch.tensor(t), tw, reduction=reduction, label_smoothing=smoothing)
                 np.testing.assert_allclose(npy(k_out), t_out.detach().numpy(), rtol=1e-12, atol=1e-12)

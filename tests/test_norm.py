@@ -6,6 +6,8 @@ state_dict, bad input, and torch as an extra oracle.
 float32 tolerance: normalised values of order 1 from means and variances over <= 1000 values:
 rtol 2e-5, atol 1e-5; dweight and dbias sum over rows or over N * L values: atol 1e-4.
 """
+import functools
+
 import numpy as np
 import pytest
 
@@ -21,8 +23,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, np.float64), device=device, requires_grad=requires_grad)
 
 
 def f32(rng, *shape, shift=0.0):
@@ -50,16 +52,16 @@ def test_layer_norm_vs_reference(shape, normalized, affine, device, rng):
         np.testing.assert_allclose(npy(tb.grad), db, rtol=2e-5, atol=1e-4)
 
 
-def test_layer_norm_gradcheck(rng):
-    x, w, b = f64(rng.standard_normal((3, 2, 4))), f64(rng.standard_normal((2, 4))), f64(rng.standard_normal((2, 4)))
+def test_layer_norm_gradcheck(device, rng):
+    x, w, b = (f64(rng.standard_normal(s), device=device) for s in [(3, 2, 4), (2, 4), (2, 4)])
     assert gradcheck(lambda x, w, b: F.layer_norm(x, (2, 4), w, b), (x, w, b))
     assert gradcheck(lambda x, w: F.layer_norm(x, [4], w[0], eps=0.1), (x, w))
     assert gradcheck(lambda x: F.layer_norm(x, (4,)), (x,))
 
 
-def test_layer_norm_only_bias_needs_grad(rng):
-    x = kg.tensor(f32(rng, 3, 5))
-    w, b = kg.ones(5), kg.zeros(5, requires_grad=True)
+def test_layer_norm_only_bias_needs_grad(device, rng):
+    x = kg.tensor(f32(rng, 3, 5), device=device)
+    w, b = kg.ones(5, device=device), kg.zeros(5, device=device, requires_grad=True)
     F.layer_norm(x, (5,), w, b).sum().backward()
     np.testing.assert_allclose(npy(b.grad), np.full(5, 3.0))
     assert w.grad is None and x.grad is None
@@ -74,25 +76,26 @@ def test_layer_norm_non_contiguous(device, rng):
     assert x.grad.shape == (8, 6) and np.allclose(npy(x.grad), 0, atol=1e-5)  # d sum(xhat) / dx = 0
 
 
-def test_layer_norm_double_backward_raises():
-    x = kg.randn(2, 3, dtype=kg.float64, requires_grad=True)
+def test_layer_norm_double_backward_raises(device, rng):
+    x = f64(rng.standard_normal((2, 3)), device=device)
     (g,) = kg.autograd.grad((F.layer_norm(x, (3,)) ** 3).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="layer_norm: double backward is not supported"):
         g.sum().backward()
 
 
-def test_layer_norm_bad_input():
-    x = kg.zeros(2, 3, 4)
+def test_layer_norm_bad_input(device):
+    T, Z, O = (functools.partial(f, device=device) for f in (kg.tensor, kg.zeros, kg.ones))
+    x = Z(2, 3, 4)
     cases = [
         (lambda: F.layer_norm(x, (3,)), (ValueError, RuntimeError), "expected input with shape [*, 3]"),
         (lambda: F.layer_norm(x, (1, 2, 3, 4)), (ValueError, RuntimeError), "normalized_shape=[1, 2, 3, 4]"),
         (lambda: F.layer_norm(x, ()), (ValueError, RuntimeError), "at least 1-dimensional"),
         (lambda: F.layer_norm(x, 4), TypeError, "normalized_shape"),
         (lambda: F.layer_norm(x, (4.0,)), TypeError, "normalized_shape"),
-        (lambda: F.layer_norm(x, (3, 4), weight=kg.ones(4)), (ValueError, RuntimeError), "weight of shape [4]"),
-        (lambda: F.layer_norm(x, (4,), bias=kg.ones(4, dtype=kg.float64)), (TypeError, RuntimeError), "bias"),
+        (lambda: F.layer_norm(x, (3, 4), weight=O(4)), (ValueError, RuntimeError), "weight of shape [4]"),
+        (lambda: F.layer_norm(x, (4,), bias=O(4, dtype=kg.float64)), (TypeError, RuntimeError), "bias"),
         (lambda: F.layer_norm(x, (4,), weight=np.ones(4)), TypeError, "weight"),
-        (lambda: F.layer_norm(kg.zeros(2, 4, dtype=kg.int64), (4,)), (TypeError, RuntimeError), "int64"),
+        (lambda: F.layer_norm(Z(2, 4, dtype=kg.int64), (4,)), (TypeError, RuntimeError), "int64"),
     ]
     for call, error, words in cases:
         with pytest.raises(error) as e:
@@ -100,16 +103,16 @@ def test_layer_norm_bad_input():
         assert words in str(e.value), f"{words!r} not in {str(e.value)!r}"
 
 
-def test_layer_norm_module():
-    m = nn.LayerNorm(4)
+def test_layer_norm_module(device, rng):
+    m = nn.LayerNorm(4, device=device)
     assert repr(m) == "LayerNorm((4,), eps=1e-05, elementwise_affine=True, bias=True)"
     assert [n for n, _ in m.named_parameters()] == ["weight", "bias"]
     np.testing.assert_array_equal(npy(m.weight), 1)
     np.testing.assert_array_equal(npy(m.bias), 0)
-    m = nn.LayerNorm([3, 4], eps=1e-3, elementwise_affine=False)
+    m = nn.LayerNorm([3, 4], eps=1e-3, elementwise_affine=False, device=device)
     assert repr(m) == "LayerNorm((3, 4), eps=0.001, elementwise_affine=False, bias=False)"
     assert m.weight is None and m.bias is None and list(m.parameters()) == []
-    x = kg.randn(2, 3, 4)
+    x = kg.tensor(f32(rng, 2, 3, 4), device=device)
     np.testing.assert_array_equal(npy(m(x)), npy(F.layer_norm(x, (3, 4), eps=1e-3)))
     m = nn.LayerNorm(4, bias=False)
     assert list(m.state_dict()) == ["weight"] and m.normalized_shape == (4,)
@@ -142,58 +145,60 @@ def test_batch_norm_vs_reference(shape, training, device, rng):
     np.testing.assert_allclose(npy(tb.grad), db, rtol=2e-5, atol=1e-4)
 
 
-def test_batch_norm_running_var_is_unbiased_and_in_place():
-    x = kg.tensor([[1.0], [3.0]])  # batch mean 2, biased var 1, unbiased var 2
-    rm, rv = kg.zeros(1), kg.ones(1)
-    rm_data = rm.numpy()
+def test_batch_norm_running_var_is_unbiased_and_in_place(device):
+    x = kg.tensor([[1.0], [3.0]], device=device)  # batch mean 2, biased var 1, unbiased var 2
+    rm, rv = kg.zeros(1, device=device), kg.ones(1, device=device)
+    rm_data = rm._data
     F.batch_norm(x, rm, rv, training=True, momentum=0.5)
     assert rm.item() == 1.0 and rv.item() == 1.5  # 0.5 * 1 + 0.5 * 2
-    assert rm.numpy() is rm_data or np.shares_memory(rm.numpy(), rm_data)
+    assert rm._data is rm_data or (device == "cpu" and np.shares_memory(rm.numpy(), rm_data))
     F.batch_norm(x, rm, rv, training=True, momentum=1.0)
     assert rm.item() == 2.0 and rv.item() == 2.0
 
 
 @pytest.mark.parametrize("training", [True, False])
-def test_batch_norm_gradcheck(training, rng):
-    x = f64(rng.standard_normal((4, 2, 3)))
-    w, b = f64(rng.uniform(0.5, 2, 2)), f64(rng.standard_normal(2))
-    rm, rv = f64(rng.standard_normal(2), False), f64(rng.uniform(0.5, 2, 2), False)
+def test_batch_norm_gradcheck(training, device, rng):
+    x = f64(rng.standard_normal((4, 2, 3)), device=device)
+    w, b = f64(rng.uniform(0.5, 2, 2), device=device), f64(rng.standard_normal(2), device=device)
+    rm, rv = f64(rng.standard_normal(2), False, device), f64(rng.uniform(0.5, 2, 2), False, device)
     assert gradcheck(lambda x, w, b: F.batch_norm(x, rm.clone(), rv.clone(), w, b, training=training), (x, w, b))
-    assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (f64(rng.standard_normal((3, 2))),))
+    x2 = f64(rng.standard_normal((3, 2)), device=device)
+    assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True), (x2,))
 
 
-def test_batch_norm_double_backward_raises():
-    x = kg.randn(4, 3, dtype=kg.float64, requires_grad=True)
+def test_batch_norm_double_backward_raises(device, rng):
+    x = f64(rng.standard_normal((4, 3)), device=device)
     (g,) = kg.autograd.grad((F.batch_norm(x, None, None, training=True) ** 3).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="batch_norm: double backward is not supported"):
         g.sum().backward()
 
 
-def test_batch_norm_non_contiguous(rng):
+def test_batch_norm_non_contiguous(device, rng):
     base = f32(rng, 3, 2, 6)
-    x = kg.tensor(base).permute(2, 1, 0)  # (6, 2, 3)
+    x = kg.tensor(base, device=device).permute(2, 1, 0)  # (6, 2, 3)
     v = np.transpose(base, (2, 1, 0)).astype(np.float64)
     np.testing.assert_allclose(npy(F.batch_norm(x, None, None, training=True)), ref.batch_norm(v, training=True),
                                atol=1e-5)
 
 
-def test_batch_norm_bad_input():
-    x = kg.zeros(4, 3)
+def test_batch_norm_bad_input(device):
+    T, Z, O = (functools.partial(f, device=device) for f in (kg.tensor, kg.zeros, kg.ones))
+    x = Z(4, 3)
     cases = [
-        (lambda: F.batch_norm(x, kg.zeros(4), kg.ones(3), training=True), (ValueError, RuntimeError),
+        (lambda: F.batch_norm(x, Z(4), O(3), training=True), (ValueError, RuntimeError),
          "running_mean should contain 3 elements not 4"),
-        (lambda: F.batch_norm(x, kg.zeros(3), kg.ones(2)), (ValueError, RuntimeError), "running_var should contain 3"),
-        (lambda: F.batch_norm(x, None, None, weight=kg.ones(4), training=True), (ValueError, RuntimeError),
+        (lambda: F.batch_norm(x, Z(3), O(2)), (ValueError, RuntimeError), "running_var should contain 3"),
+        (lambda: F.batch_norm(x, None, None, weight=O(4), training=True), (ValueError, RuntimeError),
          "weight should contain 3 elements not 4"),
-        (lambda: F.batch_norm(kg.zeros(1, 3), None, None, training=True), ValueError,
+        (lambda: F.batch_norm(Z(1, 3), None, None, training=True), ValueError,
          "Expected more than 1 value per channel when training, got input size [1, 3]"),
-        (lambda: F.batch_norm(kg.zeros(1, 3, 1), None, None, training=True), ValueError, "more than 1 value"),
+        (lambda: F.batch_norm(Z(1, 3, 1), None, None, training=True), ValueError, "more than 1 value"),
         (lambda: F.batch_norm(x, None, None, training=False), RuntimeError, "running_mean must be defined"),
-        (lambda: F.batch_norm(x, kg.zeros(3), None), ValueError, "both"),
-        (lambda: F.batch_norm(x, kg.zeros(3, dtype=kg.float64), kg.ones(3, dtype=kg.float64)),
+        (lambda: F.batch_norm(x, Z(3), None), ValueError, "both"),
+        (lambda: F.batch_norm(x, Z(3, dtype=kg.float64), O(3, dtype=kg.float64)),
          (TypeError, RuntimeError), "running_mean"),
-        (lambda: F.batch_norm(kg.zeros(4), None, None, training=True), (ValueError, RuntimeError), "(N, C)"),
-        (lambda: F.batch_norm(kg.zeros(4, 3, dtype=kg.int64), None, None, training=True), (TypeError, RuntimeError),
+        (lambda: F.batch_norm(Z(4), None, None, training=True), (ValueError, RuntimeError), "(N, C)"),
+        (lambda: F.batch_norm(Z(4, 3, dtype=kg.int64), None, None, training=True), (TypeError, RuntimeError),
          "int64"),
     ]
     for call, error, words in cases:
@@ -201,18 +206,18 @@ def test_batch_norm_bad_input():
             call()
         assert words in str(e.value), f"{words!r} not in {str(e.value)!r}"
     # with one value per channel, eval is fine
-    assert F.batch_norm(kg.zeros(1, 3), kg.zeros(3), kg.ones(3)).shape == (1, 3)
+    assert F.batch_norm(Z(1, 3), Z(3), O(3)).shape == (1, 3)
 
 
-def test_batch_norm_modules(rng):
-    m = nn.BatchNorm2d(3)
+def test_batch_norm_modules(device, rng):
+    m = nn.BatchNorm2d(3, device=device)
     assert repr(m) == "BatchNorm2d(3, eps=1e-05, momentum=0.1, affine=True, bias=True, track_running_stats=True)"
     assert list(m.state_dict()) == ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
     assert [n for n, _ in m.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
     assert m.num_batches_tracked.dtype == kg.int64 and m.num_batches_tracked.item() == 0
     np.testing.assert_array_equal(npy(m.weight), 1)
     np.testing.assert_array_equal(npy(m.running_var), 1)
-    x = kg.tensor(f32(rng, 4, 3, 2, 2, shift=2.0))
+    x = kg.tensor(f32(rng, 4, 3, 2, 2, shift=2.0), device=device)
     y = m(x)
     assert m.num_batches_tracked.item() == 1
     np.testing.assert_allclose(npy(m.running_mean), 0.1 * npy(x).mean(axis=(0, 2, 3)), rtol=1e-5)
@@ -220,28 +225,29 @@ def test_batch_norm_modules(rng):
     np.testing.assert_allclose(npy(m(x)), npy(F.batch_norm(x, m.running_mean, m.running_var, m.weight, m.bias)))
     assert m.num_batches_tracked.item() == 1 and not np.allclose(npy(m(x)), npy(y))
     with pytest.raises(ValueError, match=r"expected 4D input \(got 3D input\)"):
-        m(kg.zeros(2, 3, 4))
+        m(kg.zeros(2, 3, 4, device=device))
     with pytest.raises(ValueError, match=r"expected 2D or 3D input \(got 4D input\)"):
-        nn.BatchNorm1d(3)(x)
+        nn.BatchNorm1d(3, device=device)(x)
 
     # momentum=None: the running statistics are the average over all batches so far
-    m = nn.BatchNorm1d(2, momentum=None)
+    m = nn.BatchNorm1d(2, momentum=None, device=device)
     batches = [f32(rng, 5, 2, shift=s) for s in (0.0, 4.0, -2.0)]
     for b in batches:
-        m(kg.tensor(b))
+        m(kg.tensor(b, device=device))
     np.testing.assert_allclose(npy(m.running_mean), np.mean([b.mean(0) for b in batches], 0), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(npy(m.running_var), np.mean([b.var(0, ddof=1) for b in batches], 0), rtol=1e-5)
 
-    m = nn.BatchNorm1d(2, affine=False, track_running_stats=False).eval()
+    m = nn.BatchNorm1d(2, affine=False, track_running_stats=False, device=device).eval()
     assert repr(m) == "BatchNorm1d(2, eps=1e-05, momentum=0.1, affine=False, bias=False, track_running_stats=False)"
     assert list(m.parameters()) == [] and list(m.state_dict()) == [] and m.running_mean is None
     b = f32(rng, 6, 2, 3)
-    np.testing.assert_allclose(npy(m(kg.tensor(b))), ref.batch_norm(b.astype(np.float64), training=True), atol=1e-5)
+    np.testing.assert_allclose(npy(m(kg.tensor(b, device=device))), ref.batch_norm(b.astype(np.float64), training=True),
+                               atol=1e-5)
 
-    m = nn.BatchNorm1d(2, bias=False).double()
+    m = nn.BatchNorm1d(2, bias=False, device=device).double()
     assert m.bias is None and m.running_mean.dtype == kg.float64 and m.num_batches_tracked.dtype == kg.int64
-    m2 = nn.BatchNorm1d(2, bias=False).double()
-    m(kg.tensor(f32(rng, 4, 2)).double())
+    m2 = nn.BatchNorm1d(2, bias=False, device=device).double()
+    m(kg.tensor(f32(rng, 4, 2), device=device).double())
     m2.load_state_dict(m.state_dict())
     np.testing.assert_array_equal(npy(m2.running_var), npy(m.running_var))
     assert m2.num_batches_tracked.item() == 1
@@ -249,24 +255,24 @@ def test_batch_norm_modules(rng):
 
 # --- torch as an extra oracle --------------------------------------------------------------------
 
-def test_modules_match_torch(rng):
+def test_modules_match_torch(device, rng):
     torch = pytest.importorskip("torch")
     pairs = [(nn.LayerNorm((3, 4)), torch.nn.LayerNorm((3, 4)), (2, 5, 3, 4)),
              (nn.BatchNorm1d(3, momentum=None), torch.nn.BatchNorm1d(3, momentum=None), (6, 3, 4)),
              (nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3), (4, 3, 2, 5))]
     for k_mod, t_mod, shape in pairs:
-        k_mod.double()
+        k_mod.to(device).double()
         t_mod.double()
         for step in range(3):
             if step == 2:
                 k_mod.eval()
                 t_mod.eval()
             x = 2 * rng.standard_normal(shape) + step
-            kx, tx = f64(x), torch.tensor(x, requires_grad=True)
+            kx, tx = f64(x, device=device), torch.tensor(x, requires_grad=True)
             ky, ty = k_mod(kx), t_mod(tx)
             np.testing.assert_allclose(npy(ky), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
             g = rng.standard_normal(shape)
-            ky.backward(f64(g, False))
+            ky.backward(f64(g, False, device))
             ty.backward(torch.tensor(g))
             np.testing.assert_allclose(npy(kx.grad), tx.grad.numpy(), rtol=1e-10, atol=1e-12)
             for (name, kp), tp in zip(k_mod.named_parameters(), t_mod.parameters()):

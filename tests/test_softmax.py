@@ -20,8 +20,8 @@ def npy(t):
     return t.detach().cpu().numpy()
 
 
-def f64(a, requires_grad=True):
-    return kg.tensor(np.asarray(a, np.float64), requires_grad=requires_grad)
+def f64(a, requires_grad=True, device="cpu"):
+    return kg.tensor(np.asarray(a, np.float64), device=device, requires_grad=requires_grad)
 
 
 OPS = {  # name -> (F function, reference forward, reference backward(y, dy, dim), float32 atol)
@@ -59,25 +59,25 @@ def test_known_values(device):
 
 @pytest.mark.parametrize("name", OPS)
 @pytest.mark.parametrize("shape, dim", [((6,), 0), ((3, 4), 1), ((3, 4), 0), ((2, 3, 4), 1)], ids=str)
-def test_gradcheck(name, shape, dim, rng):
+def test_gradcheck(name, shape, dim, device, rng):
     fn = OPS[name][0]
-    assert gradcheck(lambda x: fn(x, dim), (f64(rng.standard_normal(shape)),))
+    assert gradcheck(lambda x: fn(x, dim), (f64(rng.standard_normal(shape), device=device),))
 
 
 @pytest.mark.parametrize("name", OPS)
 @pytest.mark.parametrize("dim", [1, 0])
-def test_double_backward(name, dim, rng):
+def test_double_backward(name, dim, device, rng):
     """The gradient, taken with create_graph=True, is differentiable with respect to the input and
     to the upstream gradient (and the second gradient once more, for softmax)."""
     fn = OPS[name][0]
-    x, dy = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((3, 4)))
+    x, dy = f64(rng.standard_normal((3, 4)), device=device), f64(rng.standard_normal((3, 4)), device=device)
 
     def grad_x(x, dy):
         (g,) = kg.autograd.grad(fn(x, dim), x, grad_outputs=dy, create_graph=True)
         return g
 
     assert gradcheck(grad_x, (x, dy))
-    v = f64(rng.standard_normal((3, 4)), requires_grad=False)
+    v = f64(rng.standard_normal((3, 4)), requires_grad=False, device=device)
 
     def second(x):
         (g2,) = kg.autograd.grad((grad_x(x, dy) * v).sum(), x, create_graph=True)
@@ -131,26 +131,26 @@ def test_edge_shapes(device):
         assert x.grad.shape == shape
 
 
-def test_dtype_argument_and_float64(rng):
-    x = kg.tensor(rng.standard_normal((3, 4)).astype(np.float32))
+def test_dtype_argument_and_float64(device, rng):
+    x = kg.tensor(rng.standard_normal((3, 4)).astype(np.float32), device=device)
     y = F.softmax(x, 1, dtype=kg.float64)
     assert y.dtype == kg.float64
     np.testing.assert_allclose(npy(y), ref.softmax(npy(x).astype(np.float64), 1), rtol=1e-12)
     assert x.log_softmax(1, dtype=kg.float64).dtype == kg.float64
-    assert F.softmax(kg.ones(2, 3, dtype=kg.int64), 1, dtype=kg.float32).dtype == kg.float32
+    assert F.softmax(kg.ones(2, 3, dtype=kg.int64, device=device), 1, dtype=kg.float32).dtype == kg.float32
 
 
-def test_implicit_dim_warns_like_torch():
+def test_implicit_dim_warns_like_torch(device):
     with pytest.warns(UserWarning, match="Implicit dimension choice for softmax"):
-        y = F.softmax(kg.zeros(2, 3))  # 2-d: dim 1
+        y = F.softmax(kg.zeros(2, 3, device=device))  # 2-d: dim 1
     np.testing.assert_allclose(npy(y), np.full((2, 3), 1 / 3), rtol=1e-6)
     with pytest.warns(UserWarning, match="log_softmax"):
-        y = F.log_softmax(kg.zeros(2, 3, 4))  # 3-d: dim 0
+        y = F.log_softmax(kg.zeros(2, 3, 4, device=device))  # 3-d: dim 0
     np.testing.assert_allclose(npy(y), np.full((2, 3, 4), np.log(0.5)), rtol=1e-6)
 
 
-def test_output_modified_in_place_before_backward_raises():
-    x = kg.randn(2, 3, requires_grad=True)
+def test_output_modified_in_place_before_backward_raises(device, rng):
+    x = kg.tensor(rng.standard_normal((2, 3)), device=device, requires_grad=True)
     y = F.softmax(x, 1)
     with kg.no_grad():
         y.mul_(2)
@@ -158,23 +158,23 @@ def test_output_modified_in_place_before_backward_raises():
         y.sum().backward()
 
 
-def test_bad_input():
+def test_bad_input(device):
     with pytest.raises(TypeError, match="Tensor"):
         F.softmax(np.zeros(3), 0)
     with pytest.raises((TypeError, RuntimeError), match="int64"):
-        F.softmax(kg.ones(2, 3, dtype=kg.int64), 1)
+        F.softmax(kg.ones(2, 3, dtype=kg.int64, device=device), 1)
     with pytest.raises((TypeError, RuntimeError), match="float16"):
-        F.log_softmax(kg.ones(2, 3, dtype=kg.float16), 1)
+        F.log_softmax(kg.ones(2, 3, dtype=kg.float16, device=device), 1)
     with pytest.raises(IndexError, match="Dimension out of range"):
-        F.softmax(kg.ones(2, 3), 2)
+        F.softmax(kg.ones(2, 3, device=device), 2)
     with pytest.raises(IndexError, match="Dimension out of range"):
-        kg.ones(2, 3).log_softmax(-3)
+        kg.ones(2, 3, device=device).log_softmax(-3)
     with pytest.raises(TypeError):
-        F.softmax(kg.ones(2, 3), 1.0)
+        F.softmax(kg.ones(2, 3, device=device), 1.0)
 
 
-def test_modules(rng):
-    x = kg.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32))
+def test_modules(device, rng):
+    x = kg.tensor(rng.standard_normal((2, 3, 4)).astype(np.float32), device=device)
     assert repr(nn.Softmax(dim=1)) == "Softmax(dim=1)" and repr(nn.LogSoftmax()) == "LogSoftmax(dim=None)"
     np.testing.assert_array_equal(npy(nn.Softmax(dim=-1)(x)), npy(F.softmax(x, -1)))
     np.testing.assert_array_equal(npy(nn.LogSoftmax(1)(x)), npy(F.log_softmax(x, 1)))
@@ -186,7 +186,7 @@ def test_modules(rng):
 # --- torch as an extra oracle --------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", OPS)
-def test_matches_torch(name, rng):
+def test_matches_torch(name, device, rng):
     torch = pytest.importorskip("torch")
     fn = OPS[name][0]
     tfn = getattr(torch.nn.functional, name)
@@ -194,13 +194,13 @@ def test_matches_torch(name, rng):
         x = 4 * rng.standard_normal(shape)
         x[0, 0] = -np.inf
         dy = rng.standard_normal(shape)
-        kx, tx = f64(x), torch.tensor(x, requires_grad=True)
+        kx, tx = f64(x, device=device), torch.tensor(x, requires_grad=True)
         ky, ty = fn(kx, dim), tfn(tx, dim)
         np.testing.assert_allclose(npy(ky), ty.detach().numpy(), rtol=1e-12, atol=1e-300)
-        (kg_g,) = kg.autograd.grad(ky, kx, grad_outputs=f64(dy, False), create_graph=True)
+        (kg_g,) = kg.autograd.grad(ky, kx, grad_outputs=f64(dy, False, device), create_graph=True)
         (t_g,) = torch.autograd.grad(ty, tx, grad_outputs=torch.tensor(dy), create_graph=True)
         np.testing.assert_allclose(npy(kg_g), t_g.detach().numpy(), rtol=1e-12, atol=1e-14)
         v = rng.standard_normal(shape)
-        (kg_g2,) = kg.autograd.grad((kg_g * f64(v, False)).sum(), kx)
+        (kg_g2,) = kg.autograd.grad((kg_g * f64(v, False, device)).sum(), kx)
         (t_g2,) = torch.autograd.grad((t_g * torch.tensor(v)).sum(), tx)
         np.testing.assert_allclose(npy(kg_g2), t_g2.numpy(), rtol=1e-10, atol=1e-12)

@@ -12,6 +12,7 @@ void bind_cuda_conv(pybind11::module_& m);    // conv2d: argument checks, im2col
 void bind_cuda_random(pybind11::module_& m);  // Philox streams: raw, uniform, normal, integers, randperm
 void bind_cuda_gemm(pybind11::module_& m);    // batched strided matmul
 void bind_cuda_pool(pybind11::module_& m);    // pooling, unpooling, upsampling, reflect/replicate padding
+void bind_cuda_norm(pybind11::module_& m);    // softmax, cross-entropy, layer norm, batch norm
 
 }  // namespace cuda
 }  // namespace kg
