@@ -9,10 +9,15 @@ import kernelgrad as kg
 
 def parser(description):
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda when kg.cuda.is_available()")
+    add_device_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="examples/out", help="folder for the PNG files")
     return p
+
+
+def add_device_argument(p):
+    """--device, for scripts with their own parser; _common.device(args.device) checks it."""
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda when kg.cuda.is_available()")
 
 
 def device(name):

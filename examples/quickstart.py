@@ -1,18 +1,23 @@
 """Quick start: train a two-layer MLP on generated data (two interleaved half-moons) with
 kernelgrad's autograd and a hand-written SGD step, then report the test accuracy.
 
-    python examples/quickstart.py [--epochs 300] [--seed 0]
+    python examples/quickstart.py [--epochs 300] [--seed 0] [--device cpu]
 
 Everything here is the tensor API of this release: kg.randn, F.linear (on the C++ GEMM), relu,
 logsumexp for a stable cross-entropy, .backward() and in-place updates under kg.no_grad().
 """
 import argparse
+import os
+import sys
 import time
 
 import numpy as np
 
-import kernelgrad as kg
-import kernelgrad.nn.functional as F
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402
+
+import kernelgrad as kg  # noqa: E402
+import kernelgrad.nn.functional as F  # noqa: E402
 
 
 def make_moons(n, noise, rng):
@@ -38,20 +43,23 @@ def main():
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    _common.add_device_argument(p)
     args = p.parse_args()
+    dev = _common.device(args.device)
 
     kg.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     x_train, y_train = make_moons(2000, 0.15, rng)
     x_test, y_test = make_moons(1000, 0.15, rng)
-    x_train, y_train = kg.from_numpy(x_train), kg.from_numpy(y_train)
-    x_test, y_test = kg.from_numpy(x_test), kg.from_numpy(y_test)
+    x_train, y_train = kg.from_numpy(x_train).to(dev), kg.from_numpy(y_train).to(dev)
+    x_test, y_test = kg.from_numpy(x_test).to(dev), kg.from_numpy(y_test).to(dev)
 
-    # two layers, Kaiming-style initialisation: W ~ N(0, 2 / fan_in)
-    w1 = (kg.randn(args.hidden, 2) * (2 / 2) ** 0.5).requires_grad_()
-    b1 = kg.zeros(args.hidden, requires_grad=True)
-    w2 = (kg.randn(2, args.hidden) * (2 / args.hidden) ** 0.5).requires_grad_()
-    b2 = kg.zeros(2, requires_grad=True)
+    # two layers, Kaiming-style initialisation: W ~ N(0, 2 / fan_in), drawn on the CPU (the same
+    # initial weights whatever the device) and moved to the device
+    w1 = (kg.randn(args.hidden, 2) * (2 / 2) ** 0.5).to(dev).requires_grad_()
+    b1 = kg.zeros(args.hidden, requires_grad=True, device=dev)
+    w2 = (kg.randn(2, args.hidden) * (2 / args.hidden) ** 0.5).to(dev).requires_grad_()
+    b2 = kg.zeros(2, requires_grad=True, device=dev)
     params = [w1, b1, w2, b2]
 
     def model(x):

@@ -6,6 +6,8 @@ import sys
 import numpy as np
 import pytest
 
+import kernelgrad as kg
+
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
 
 
@@ -24,6 +26,45 @@ def went_down(losses, k=10):
 def test_quickstart(monkeypatch):
     monkeypatch.setattr(sys, "argv", ["quickstart.py", "--epochs", "60"])
     assert load("quickstart").main() > 0.85
+
+
+needs_cuda = pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
+
+
+@needs_cuda
+def test_quickstart_on_cuda(monkeypatch, capsys):
+    """A few epochs with --device cuda compute what they compute on the CPU (the weights are drawn on
+    the CPU and moved): the same printed loss and the same test accuracy."""
+    runs = {}
+    for dev in ("cpu", "cuda"):
+        monkeypatch.setattr(sys, "argv", ["quickstart.py", "--epochs", "3", "--device", dev])
+        accuracy = load("quickstart").main()
+        runs[dev] = (accuracy, capsys.readouterr().out.splitlines())
+    (acc_cpu, out_cpu), (acc_cuda, out_cuda) = runs["cpu"], runs["cuda"]
+    assert out_cuda[0] == out_cpu[0] and out_cuda[0].startswith("epoch    1  loss")
+    assert abs(acc_cuda - acc_cpu) <= 0.002 and acc_cuda > 0.5  # float32 rounding may flip a point or two
+
+
+@needs_cuda
+def test_train_cnn_digits_on_cuda(tmp_path, monkeypatch):
+    """LeNet with --device cuda on a tiny slice of the digits (2 epochs of 2 batches; every emulated
+    kernel launch is costly) follows the CPU run of the same slice step by step."""
+    pytest.importorskip("sklearn", reason="the digits data set ships with scikit-learn (test extra)")
+    results = {}
+    for dev in ("cpu", "cuda"):
+        mod = load("train_cnn_digits")
+
+        def tiny_split(seed, split=mod.load_digits_split):
+            x_train, y_train, x_test, y_test = split(seed)
+            return x_train[:64], y_train[:64], x_test[:32], y_test[:32]
+
+        monkeypatch.setattr(mod, "load_digits_split", tiny_split)
+        results[dev] = mod.main(["--model", "lenet", "--epochs", "2", "--batch", "32", "--device", dev, "--quiet",
+                                 "--out", str(tmp_path)])
+    cpu, cuda = results["cpu"], results["cuda"]
+    assert len(cuda["losses"]) == 4 and np.all(np.isfinite(cuda["losses"]))
+    np.testing.assert_allclose(cuda["losses"], cpu["losses"], rtol=1e-4)  # float32 sums in another order
+    assert abs(cuda["accuracy"] - cpu["accuracy"]) <= 1 / 32
 
 
 def test_two_spirals(tmp_path):

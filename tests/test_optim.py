@@ -471,6 +471,28 @@ def test_load_state_dict_casts_to_the_parameter_dtype_and_accepts_tensor_steps(d
     np.testing.assert_allclose(_host(opt.state[p]["exp_avg"]), [0.55, 0.55], rtol=1e-15)  # 0.9 * 0.5 + 0.1 * 1
 
 
+@pytest.mark.skipif(not kg.cuda.is_available(), reason="needs a second device (CUDA or its emulator)")
+@pytest.mark.parametrize("name,kwargs", CONFIGS, ids=CONFIG_IDS)
+def test_state_dict_moves_to_the_parameters_device(name, kwargs, device):
+    """State saved from parameters on one device loads into an optimizer over parameters on the
+    other: every state tensor lands on its parameter's device, and the two runs continue alike."""
+    other = "cpu" if device == "cuda" else "cuda"
+    params = [kg.tensor(P0, dtype=kg.float64, requires_grad=True, device=device)]
+    opt = getattr(optim, name)(params, **kwargs)
+    _run(opt, params, 2)
+    sd = opt.state_dict()
+    clones = [kg.tensor(_host(params[0]), dtype=kg.float64, requires_grad=True, device=other)]
+    opt2 = getattr(optim, name)(clones, **kwargs)
+    opt2.load_state_dict(sd)
+    tensors = [v for v in opt2.state[clones[0]].values() if isinstance(v, Tensor)]
+    assert all(v.device == other for v in tensors)
+    assert all(v.device == device for v in opt.state[params[0]].values() if isinstance(v, Tensor))
+    _run(opt, params, 3, offset=2)
+    _run(opt2, clones, 3, offset=2)
+    np.testing.assert_allclose(_host(clones[0]), _host(params[0]), rtol=1e-12, atol=1e-14)
+    assert all(v.device == other for v in opt2.state[clones[0]].values() if isinstance(v, Tensor))
+
+
 def test_load_state_dict_validates(device):
     a, b = kg.zeros(2, requires_grad=True, device=device), kg.zeros(3, requires_grad=True, device=device)
     opt = optim.SGD([a, b], lr=0.1, momentum=0.9)

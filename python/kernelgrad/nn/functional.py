@@ -40,7 +40,7 @@ def linear(input, weight, bias=None):
         if x is not None and x.dtype != input.dtype:
             raise DTypeError(f"linear: {name} is {x.dtype.name} but input is {input.dtype.name}")
         if x is not None and x.device != input.device:
-            raise RuntimeError(f"linear: {name} is on {x.device} but input is on {input.device}")
+            raise DeviceError(f"linear: {name} is on {x.device} but input is on {input.device}")
     if not input.dtype.is_floating_point:
         raise DTypeError(f"linear: expected a floating point input, got {input.dtype.name}")
     if input.ndim == 1:

@@ -11,7 +11,7 @@ import math
 import numbers
 import warnings
 
-from ..._errors import ShapeError
+from ..._errors import DeviceError, ShapeError
 from ...creation import empty, zeros
 from ...functions import cat, stack
 from ...tensor import Tensor
@@ -79,9 +79,10 @@ def _check_sizes(input_size, hidden_size):
             raise ValueError(f"{name} must be greater than zero, got {v}")
 
 
-def _check_input(module, input, batched_ndim, input_size, dtype):
+def _check_input(module, input, batched_ndim, input_size, weight):
     """input: a Tensor of batched_ndim or batched_ndim - 1 dims, whose last dim is input_size and
-    whose dtype is the weights' dtype. Returns True when it is batched."""
+    whose dtype and device are the weights' (those of `weight`). Returns True when it is batched."""
+    dtype = weight.dtype
     what = module._get_name()
     if not isinstance(input, Tensor):
         raise TypeError(f"{what}: expected input to be a Tensor, got {type(input).__name__}")
@@ -100,6 +101,9 @@ def _check_input(module, input, batched_ndim, input_size, dtype):
             f"{what}: input dtype ({input.dtype.name}) does not match weight dtype ({dtype.name}). Convert "
             f"input: input.to({dtype.name}), or convert model: model.to({input.dtype.name})"
         )
+    if input.device != weight.device:
+        raise DeviceError(f"{what}: Input and parameter tensors are not at the same device, found input tensor at "
+                          f"{input.device} and parameter tensor at {weight.device}")
     return input.ndim == batched_ndim
 
 
@@ -127,6 +131,9 @@ def _initial_state(module, hx, n_states, shape, batch_dim, batched, input):
             raise ShapeError(f"{what}: expected {name} of shape {expected}, got {tuple(s.shape)}")
         if s.dtype != input.dtype:
             raise ValueError(f"{what}: {name} dtype ({s.dtype.name}) does not match input dtype ({input.dtype.name})")
+        if s.device != input.device:
+            raise DeviceError(f"{what}: Input and hidden tensors are not at the same device, found input tensor at "
+                              f"{input.device} and {name} at {s.device}")
     return states if batched else tuple(s.unsqueeze(batch_dim) for s in states)
 
 
@@ -196,7 +203,7 @@ class RNNBase(Module):
 
     def forward(self, input, hx=None):
         _, n_states, step = _MODES[self.mode]
-        batched = _check_input(self, input, 3, self.input_size, self.weight_ih_l0.dtype)
+        batched = _check_input(self, input, 3, self.input_size, self.weight_ih_l0)
         if not batched:
             x = input.unsqueeze(1)
         elif self.batch_first:
@@ -328,7 +335,7 @@ class RNNCellBase(Module):
 
     def forward(self, input, hx=None):
         _, n_states, step = _MODES[self.mode]
-        batched = _check_input(self, input, 2, self.input_size, self.weight_ih.dtype)
+        batched = _check_input(self, input, 2, self.input_size, self.weight_ih)
         x = input if batched else input.unsqueeze(0)
         state = _initial_state(self, hx, n_states, (x.shape[0], self.hidden_size), 0, batched, input)
         state = step(F.linear(x, self.weight_ih, self.bias_ih), state, self.weight_hh, self.bias_hh)
