@@ -1,5 +1,6 @@
 """nn.Conv2d and nn.ConvTranspose2d: parameters and their default initialisation, repr, forward through
-F, ConvTranspose2d's output_size, constructor errors; torch as an extra oracle for a small network."""
+F, ConvTranspose2d's output_size, constructor errors; torch as an extra oracle for a small network.
+Everything that holds tensors runs on every device (CUDA: the emulator when there is no GPU)."""
 import math
 
 import kernelgrad as kg
@@ -42,14 +43,16 @@ def test_conv_transpose2d_parameters_and_output_size(device):
 
 
 @pytest.mark.parametrize("make, fan_in", [
-    (lambda: nn.Conv2d(8, 16, 3), 8 * 9),
-    (lambda: nn.Conv2d(8, 16, (1, 5), groups=4), 2 * 5),
-    (lambda: nn.ConvTranspose2d(8, 16, 3, groups=2), 8 * 9),  # weight (8, 8, 3, 3): fan_in = 8 * 3 * 3
-])
-def test_default_init_is_pytorchs(make, fan_in):
+    (lambda device: nn.Conv2d(8, 16, 3, device=device), 8 * 9),
+    (lambda device: nn.Conv2d(8, 16, (1, 5), groups=4, device=device), 2 * 5),
+    # weight (8, 8, 3, 3): fan_in = 8 * 3 * 3
+    (lambda device: nn.ConvTranspose2d(8, 16, 3, groups=2, device=device), 8 * 9),
+], ids=["Conv2d", "Conv2d groups", "ConvTranspose2d groups"])
+def test_default_init_is_pytorchs(make, fan_in, device):
     """kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the weight; the bias
-    is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) too."""
-    m = make()
+    is U(-1/sqrt(fan_in), 1/sqrt(fan_in)) too (drawn on the module's device)."""
+    m = make(device)
+    assert m.weight.device.type == device and m.bias.device.type == device
     bound = 1 / math.sqrt(fan_in)
     for p in (m.weight, m.bias):
         values = npy(p)
@@ -96,28 +99,32 @@ def test_constructor_errors(make, exc, match):
         make()
 
 
-def test_float64_module_and_state_dict():
-    m = nn.Conv2d(2, 3, 3, dtype=kg.float64)
+def test_float64_module_and_state_dict(device):
+    m = nn.Conv2d(2, 3, 3, dtype=kg.float64, device=device)
     assert m.weight.dtype == kg.float64
-    out = m(kg.randn(1, 2, 4, 4, dtype=kg.float64))
-    assert out.dtype == kg.float64
-    m2 = nn.Conv2d(2, 3, 3, dtype=kg.float64)
+    x = kg.randn(1, 2, 4, 4, dtype=kg.float64, device=device)
+    out = m(x)
+    assert out.dtype == kg.float64 and out.device.type == device
+    m2 = nn.Conv2d(2, 3, 3, dtype=kg.float64, device=device)
     m2.load_state_dict(m.state_dict())
     np.testing.assert_array_equal(npy(m2.weight), npy(m.weight))
+    np.testing.assert_array_equal(npy(m2(x)), npy(out))
 
 
-def test_small_network_vs_torch(rng):
+def test_small_network_vs_torch(device, rng):
     """Conv2d -> ReLU -> depthwise Conv2d -> ConvTranspose2d, same weights in both: outputs and every
-    parameter gradient agree (float64)."""
+    parameter gradient agree (float64; ours moved to the device with .to(device))."""
     torch = pytest.importorskip("torch")
     ours = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2, groups=8),
-                         nn.ConvTranspose2d(8, 4, 3, stride=2, output_padding=1)).to(kg.float64)
+                         nn.ConvTranspose2d(8, 4, 3, stride=2, output_padding=1)).to(kg.float64).to(device)
+    assert all(p.device.type == device for p in ours.parameters())
     theirs = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
                                  torch.nn.Conv2d(8, 8, 3, stride=2, groups=8),
                                  torch.nn.ConvTranspose2d(8, 4, 3, stride=2, output_padding=1)).double()
     theirs.load_state_dict({k: torch.from_numpy(npy(v).copy()) for k, v in ours.state_dict().items()})
     x = rng.standard_normal((2, 3, 9, 9))
-    out, expected = ours(kg.tensor(x)), theirs(torch.tensor(x))
+    out, expected = ours(kg.tensor(x, device=device)), theirs(torch.tensor(x))
+    assert out.device.type == device
     np.testing.assert_allclose(npy(out), expected.detach().numpy(), rtol=1e-12, atol=1e-12)
     out.sum().backward()
     expected.sum().backward()

@@ -25,7 +25,11 @@ def _cols(x, geo):
     N, C, _, _, _, R, S, OH, OW = geo[:9]
     G = geo[15]
     cols = _new((C * R * S, N * OH * OW), x.dtype)
-    _m.im2col(_CODES[x.dtype], cols._ptr, ascontiguous(x)._ptr, list(geo))
+    # the contiguous copy of a strided x is held in a name until im2col has run: a temporary's block
+    # goes back to the caching allocator as soon as its pointer is read, and another allocation (another
+    # thread's, while the binding has released the GIL) could take and overwrite it before the kernel reads it
+    xc = ascontiguous(x)
+    _m.im2col(_CODES[x.dtype], cols._ptr, xc._ptr, list(geo))
     return reshape(cols, (G, C // G * R * S, N * OH * OW))
 
 
@@ -61,7 +65,8 @@ def conv2d_backward_input(grad_output, weight, bias, input_size, stride, padding
     N, C, H, W = geo[:4]
     dcols = matmul(transpose(_weight_matrix(weight, geo), (0, 2, 1)), _dout_matrix(grad_output, geo))
     dx = _new((N, C, H, W), grad_output.dtype)
-    _m.col2im(_CODES[dx.dtype], dx._ptr, ascontiguous(dcols)._ptr, list(geo))
+    dcols = ascontiguous(dcols)  # (contiguous already: matmul's output) held until col2im has run, as in _cols
+    _m.col2im(_CODES[dx.dtype], dx._ptr, dcols._ptr, list(geo))
     return dx if bias is None else add(dx, reshape(bias, (1, C, 1, 1)))
 
 
