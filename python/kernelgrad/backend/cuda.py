@@ -7,6 +7,10 @@ without the data: views (slices, transposes, broadcasts, reshapes that need no c
 storage; everything else launches a kernel. The only host<->device copies are `from_numpy`,
 `to_numpy` and the few scalars an operation must read to know its result's shape (the count of a
 boolean mask, an index error); nothing computes on the host.
+
+Pointers: a kernel gets `a._ptr` (an int), which does not keep `a` alive. Every array whose pointer
+is passed must be bound to a name until the call returns: `_m.k(ascontiguous(x)._ptr)` would give
+the copy back to the allocator's cache before the kernel reads it.
 """
 import builtins
 import math
