@@ -1,5 +1,4 @@
 """Module-level forms of the tensor ops (`kg.exp(x)`, `kg.cat(...)`, ...)."""
-import numpy as np
 
 from .autograd.grad_mode import no_grad
 
