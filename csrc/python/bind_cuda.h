@@ -8,6 +8,7 @@ namespace kg {
 namespace cuda {
 
 void bind_cuda_tensor(pybind11::module_& m);  // device memory, elementwise, reductions, indexing
+void bind_cuda_attention(pybind11::module_& m);  // fused scaled dot-product attention
 
 }  // namespace cuda
 }  // namespace kg

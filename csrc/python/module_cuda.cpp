@@ -82,6 +82,7 @@ PYBIND11_MODULE(KG_CUDA_MODULE_NAME, m) {
     namespace st = kg::selftest;
     m.doc() = "kernelgrad's CUDA kernels (the real runtime, or the CPU emulator: see is_emulated())";
     kg::cuda::bind_cuda_tensor(m);
+    kg::cuda::bind_cuda_attention(m);
 
 #if defined(KG_CUDA_EMU)
     m.def("is_emulated", [] { return true; }, "True: the CUDA kernels run on the CPU emulator");

@@ -991,6 +991,7 @@ def permutation(gen, n):
 
 # --- the kernel families, one module each (cuda_<family>.py), over the helpers above
 # (family imports go here)
+from .cuda_attention import *  # noqa: E402,F401,F403
 
 
 # --- the named kernels of the other families arrive with their CUDA versions (issues 4 and 5)
