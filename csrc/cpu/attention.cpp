@@ -22,6 +22,7 @@
 #include <limits>
 #include <vector>
 
+#include "common/dropout_hash.h"
 #include "cpu/gemm.h"
 #include "cpu/parallel.h"
 #include "cpu/vec.h"
@@ -39,35 +40,23 @@ template <typename T>
 constexpr T kInf = std::numeric_limits<T>::infinity();
 
 // ----------------------------------------------------------------------------------------------
-// Dropout: a counter-based generator, so backward regenerates forward's mask from the seed
-
-// The splitmix64 output function (Steele, Lea, Flood 2014): a bijective 64-bit mix.
-inline uint64_t splitmix64(uint64_t z) {
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
+// Dropout: a counter-based generator (common/dropout_hash.h, shared with the CUDA kernels), so
+// backward regenerates forward's mask from the seed
 
 // Z[b, i, j]: 0 where dropout removes probability (b, i, j), 1 / (1 - p) where it keeps it.
-//   counter = (b * L + i) * S + j,   z = splitmix64(seed + (counter + 1) * 0x9E3779B97F4A7C15)
-//   kept  <=>  (z >> 32) >= floor(p * 2^32)
-// (the splitmix64 stream of the seed at position counter; kg.reference computes the same)
 template <typename T>
 class DropoutFactors {
   public:
     DropoutFactors(AttentionDropout d, int64_t L, int64_t S)
-        : on_(d.p > 0), seed_(d.seed), threshold_(static_cast<uint64_t>(d.p * 4294967296.0)),
-          kept_(d.p < 1 ? T(1 / (1 - d.p)) : T(0)), L_(L), S_(S) {}
+        : on_(d.p > 0), seed_(d.seed), threshold_(dropout::keep_threshold(d.p)),
+          kept_(dropout::kept_scale<T>(d.p)), L_(L), S_(S) {}
 
     bool on() const { return on_; }
 
     // Z[0:n] = Z[b, i, j0 : j0 + n]
     void row(T* Z, int64_t b, int64_t i, int64_t j0, int64_t n) const {
-        const uint64_t counter = static_cast<uint64_t>((b * L_ + i) * S_ + j0);
-        for (int64_t c = 0; c < n; ++c) {
-            const uint64_t z = splitmix64(seed_ + (counter + c + 1) * 0x9E3779B97F4A7C15ull);
-            Z[c] = (z >> 32) >= threshold_ ? kept_ : T(0);
-        }
+        for (int64_t c = 0; c < n; ++c)
+            Z[c] = dropout::keeps(seed_, threshold_, b, i, j0 + c, L_, S_) ? kept_ : T(0);
     }
 
   private:

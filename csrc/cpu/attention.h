@@ -9,8 +9,9 @@
 // Conventions (API.md): a bool mask keeps True, a float mask is added to the scores, causal keeps
 // key j <= query i (top-left aligned). A row whose every key is masked gives O = 0, LSE = +inf and
 // zero gradients. Dropout zeroes each probability P[b, i, j] when a counter-based hash of
-// (seed, b, i, j) says so (attention.cpp; kg.reference.attention_dropout_keep is the same function
-// in NumPy) and scales the survivors by 1 / (1 - p); backward regenerates the same mask.
+// (seed, b, i, j) says so (common/dropout_hash.h, shared with the CUDA kernels;
+// kg.reference.attention_dropout_keep is the same function in NumPy) and scales the survivors by
+// 1 / (1 - p); backward regenerates the same mask.
 //
 // This header holds declarations only (see gemm.h for why).
 #pragma once

@@ -13,6 +13,7 @@ void bind_cuda_random(pybind11::module_& m);  // Philox streams: raw, uniform, n
 void bind_cuda_gemm(pybind11::module_& m);    // batched strided matmul
 void bind_cuda_pool(pybind11::module_& m);    // pooling, unpooling, upsampling, reflect/replicate padding
 void bind_cuda_norm(pybind11::module_& m);    // softmax, cross-entropy, layer norm, batch norm
+void bind_cuda_attention(pybind11::module_& m);  // fused scaled dot-product attention
 
 }  // namespace cuda
 }  // namespace kg

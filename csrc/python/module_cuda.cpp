@@ -87,6 +87,7 @@ PYBIND11_MODULE(KG_CUDA_MODULE_NAME, m) {
     kg::cuda::bind_cuda_gemm(m);
     kg::cuda::bind_cuda_pool(m);
     kg::cuda::bind_cuda_norm(m);
+    kg::cuda::bind_cuda_attention(m);
 
 #if defined(KG_CUDA_EMU)
     m.def("is_emulated", [] { return true; }, "True: the CUDA kernels run on the CPU emulator");

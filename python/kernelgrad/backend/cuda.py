@@ -1002,6 +1002,7 @@ def permutation(gen, n):
 from .cuda_conv import *  # noqa: E402,F401,F403
 from .cuda_pool import *  # noqa: E402,F401,F403
 from .cuda_norm import *  # noqa: E402,F401,F403
+from .cuda_attention import *  # noqa: E402,F401,F403
 
 
 # --- the named kernels of the other families arrive with their CUDA versions (issues 4 and 5)

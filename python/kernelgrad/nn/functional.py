@@ -1042,7 +1042,7 @@ def pad(input, pad, mode="constant", value=0.0):
 
 # --- attention
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None):
-    """softmax(scale * query key^T + attn_mask) value, one fused kernel (FlashAttention-2 on the CPU).
+    """softmax(scale * query key^T + attn_mask) value, one fused kernel (FlashAttention-2, CPU and CUDA).
 
     query (..., L, E), key (..., S, E), value (..., S, Ev): float32 or float64, batch dims broadcast;
     returns (..., L, Ev). attn_mask, broadcastable to (..., L, S): bool (True keeps a score) or of the

@@ -1,4 +1,5 @@
-"""Scaled dot-product attention on the fused kernel (csrc/cpu/attention.cpp, FlashAttention-2).
+"""Scaled dot-product attention on the fused kernels (FlashAttention-2: csrc/cpu/attention.cpp on
+the CPU, csrc/cuda/attention.cu on CUDA).
 
     out = dropout(softmax(scale * q k^T + mask)) v       q (..., L, E), k (..., S, E), v (..., S, Ev)
 
