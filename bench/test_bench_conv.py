@@ -109,3 +109,41 @@ def test_torch_fwd_bwd(benchmark, fb_case):
         torch.nn.functional.conv2d(tx, tw, tb, **kw).backward(grad)
 
     benchmark(run)
+
+
+# --- conv_transpose2d forward (the op itself; its backward is conv2d's machinery)
+TRANSPOSED = ("conv_transpose2d fwd float32 x (32, 64, 16, 16) * w (64, 32, 4, 4) stride 2 padding 1",
+              (32, 64, 16, 16), (64, 32, 4, 4), dict(stride=2, padding=1))
+
+
+@pytest.fixture
+def transposed_case(benchmark):
+    name, xs, ws, kw = TRANSPOSED
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(xs).astype(np.float32)
+    w = (rng.standard_normal(ws) / np.sqrt(ws[0] * ws[2] * ws[3])).astype(np.float32)
+    benchmark.group = name
+    benchmark.extra_info["threads"] = kg.get_num_threads()
+    return x, w, kw
+
+
+def test_kernelgrad_transposed(benchmark, transposed_case):
+    x, w, kw = transposed_case
+    benchmark.extra_info["impl"] = "kernelgrad"
+    out = benchmark(F.conv_transpose2d, kg.from_numpy(x), kg.from_numpy(w), **kw)
+    check(out.numpy(), reference.conv_transpose2d(x, w, **kw))
+
+
+def test_reference_transposed(benchmark, transposed_case):
+    x, w, kw = transposed_case
+    benchmark.extra_info["impl"] = "reference"
+    benchmark(reference.conv_transpose2d, x, w, **kw)
+
+
+def test_torch_transposed(benchmark, transposed_case):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(kg.get_num_threads())
+    x, w, kw = transposed_case
+    benchmark.extra_info["impl"] = "torch"
+    out = benchmark(torch.nn.functional.conv_transpose2d, torch.from_numpy(x), torch.from_numpy(w), **kw)
+    check(out.numpy(), reference.conv_transpose2d(x, w, **kw))

@@ -2,7 +2,9 @@
 
 One benchmark group per op and shape, with members kernelgrad / reference / torch:
 max_pool2d and avg_pool2d 2x2 (stride 2) on 32x64x64x64, forward and forward + backward;
-bilinear upsampling x2 on 8x64x32x32; adaptive_avg_pool2d to 1x1 on 32x64x64x64. All float32.
+bilinear and nearest upsampling x2 on 8x64x32x32; adaptive_avg_pool2d to 1x1 and
+adaptive_max_pool2d to 5x5 on 32x64x64x64; max_unpool2d 2x2 back to 64x64; reflect padding by 2.
+All float32.
 """
 import numpy as np
 import pytest
@@ -12,6 +14,22 @@ import kernelgrad.nn.functional as F
 from kernelgrad import reference as R
 
 POOL_SHAPE = (32, 64, 64, 64)
+UNPOOL_SHAPE = (32, 64, 32, 32)
+_UNPOOL = {}
+
+
+def _unpool_indices():
+    """The indices of a 2x2 max pooling of a fixed 32x64x64x64 input: where max_unpool2d writes."""
+    if "indices" not in _UNPOOL:
+        x = np.random.default_rng(1).standard_normal(POOL_SHAPE).astype(np.float32)
+        _UNPOOL["indices"] = R.max_pool2d(x, 2)[1].astype(np.int64)
+    return _UNPOOL["indices"]
+
+
+def _torch_unpool_indices():
+    import torch
+
+    return torch.from_numpy(_unpool_indices())
 
 
 def _torch_f():
@@ -36,6 +54,20 @@ FORWARD = {
     "adaptive_avg_pool2d to 1x1 float32 32x64x64x64": (
         POOL_SHAPE, lambda x: F.adaptive_avg_pool2d(x, 1), lambda a: R.adaptive_avg_pool2d(a, (1, 1)),
         lambda tf, t: tf.adaptive_avg_pool2d(t, 1)),
+    "adaptive_max_pool2d to 5x5 float32 32x64x64x64": (
+        POOL_SHAPE, lambda x: F.adaptive_max_pool2d(x, 5), lambda a: R.adaptive_max_pool2d(a, (5, 5))[0],
+        lambda tf, t: tf.adaptive_max_pool2d(t, 5)),
+    "max_unpool2d 2x2 float32 32x64x32x32 -> 64x64": (
+        UNPOOL_SHAPE, lambda x: F.max_unpool2d(x, kg.from_numpy(_unpool_indices()), 2),
+        lambda a: R.max_unpool2d(a, _unpool_indices(), (64, 64)),
+        lambda tf, t: tf.max_unpool2d(t, _torch_unpool_indices(), 2)),
+    "nearest upsample x2 float32 8x64x32x32": (
+        (8, 64, 32, 32), lambda x: F.interpolate(x, scale_factor=2, mode="nearest"),
+        lambda a: R.upsample_nearest2d(a, (64, 64), (2.0, 2.0)),
+        lambda tf, t: tf.interpolate(t, scale_factor=2, mode="nearest")),
+    "reflect pad 2 float32 32x64x64x64": (
+        POOL_SHAPE, lambda x: F.pad(x, (2, 2, 2, 2), mode="reflect"), lambda a: R.pad(a, (2, 2, 2, 2), "reflect"),
+        lambda tf, t: tf.pad(t, (2, 2, 2, 2), mode="reflect")),
 }
 
 
