@@ -1,4 +1,4 @@
-"""softmax, layer_norm, cross_entropy and batch_norm: kernelgrad (the F functions on tensors, with
+"""softmax, log_softmax, layer_norm, cross_entropy, nll_loss and batch_norm: kernelgrad (the F functions on tensors, with
 autograd for the fwd+bwd groups) against the NumPy reference and torch.
 
 One benchmark group per case, with members kernelgrad / reference / torch.
@@ -110,6 +110,52 @@ def batch_norm_training_forward(impl, torch):
             lambda y: np.testing.assert_allclose(y.numpy(), expected, atol=1e-4))
 
 
+def log_softmax_forward(impl, torch):
+    (x,) = data((4096, 1024))
+    if impl == "kernelgrad":
+        X, expected = kg.from_numpy(x), ref.log_softmax(x, -1)
+        return lambda: F.log_softmax(X, -1), lambda y: np.testing.assert_allclose(y.numpy(), expected, atol=1e-5)
+    if impl == "reference":
+        return lambda: ref.log_softmax(x, -1), None
+    X = torch.from_numpy(x)
+    return lambda: torch.log_softmax(X, -1), None
+
+
+def nll_loss_fwd_bwd(impl, torch):
+    (x,) = data((4096, 1000))
+    t = np.random.default_rng(1).integers(0, 1000, 4096)
+    if impl == "reference":
+        return lambda: (ref.nll_loss(x, t), ref.nll_loss_backward(1.0, x, t)), None
+    lib, fn = (kg, F.nll_loss) if impl == "kernelgrad" else (torch, torch.nn.functional.nll_loss)
+    X, T = lib.from_numpy(x).requires_grad_(), lib.from_numpy(t)
+
+    def run():
+        X.grad = None
+        fn(X, T).backward()
+        return X.grad
+
+    expected = ref.nll_loss_backward(1.0, x.astype(np.float64), t)
+    return run, lambda dx: np.testing.assert_allclose(dx.numpy(), expected, atol=1e-8)
+
+
+def batch_norm_training_fwd_bwd(impl, torch):
+    x, w, b, g = data((32, 64, 32, 32), (64,), (64,), (32, 64, 32, 32))
+    if impl == "reference":
+        return lambda: (ref.batch_norm(x, None, None, w, b, training=True),
+                        ref.batch_norm_backward(g, x, None, None, w, training=True)), None
+    lib, fn = (kg, F.batch_norm) if impl == "kernelgrad" else (torch, torch.nn.functional.batch_norm)
+    X, W, B = (lib.from_numpy(a).requires_grad_() for a in (x, w, b))
+    G = lib.from_numpy(g)
+
+    def run():
+        X.grad = W.grad = B.grad = None
+        fn(X, None, None, W, B, training=True).backward(G)
+        return X.grad
+
+    expected = ref.batch_norm_backward(g.astype(np.float64), x.astype(np.float64), None, None, w, training=True)[0]
+    return run, lambda dx: np.testing.assert_allclose(dx.numpy(), expected, atol=1e-4)
+
+
 CASES = {
     "softmax float32 (4096x1024) dim=-1": lambda impl, torch: softmax_forward(impl, torch, -1, (4096, 1024)),
     "softmax float32 (64x1024x64) dim=1": lambda impl, torch: softmax_forward(impl, torch, 1, (64, 1024, 64)),
@@ -118,6 +164,9 @@ CASES = {
     "layer_norm fwd+bwd float32 (4096x1024) over 1024, affine": layer_norm_fwd_bwd,
     "cross_entropy fwd+bwd float32 (4096x1000), mean": cross_entropy_fwd_bwd,
     "batch_norm training float32 (32x64x32x32), affine": batch_norm_training_forward,
+    "batch_norm training fwd+bwd float32 (32x64x32x32), affine": batch_norm_training_fwd_bwd,
+    "log_softmax float32 (4096x1024) dim=-1": log_softmax_forward,
+    "nll_loss fwd+bwd float32 (4096x1000), mean": nll_loss_fwd_bwd,
 }
 
 
