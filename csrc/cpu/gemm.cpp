@@ -4,7 +4,9 @@
 //
 // Versions held here:
 //   - ukernel_generic: plain C++ loops over the packed panels (compiled for baseline x86-64);
-//   - the driver: packing, the five loops around the micro-kernel, threading, edge tiles.
+//   - the driver: packing, the five loops around the micro-kernel, threading, edge tiles;
+//   - packed entry points (gemm_pack_a/b, gemm_packed): the packing and the macro-kernel, for a
+//     caller that packs an operand once and multiplies it many times (attention).
 // The AVX2 + FMA micro-kernel lives in gemm_avx2.cpp and is picked at run time.
 //
 // Loop nest (BLIS):
@@ -20,10 +22,8 @@
 #include "cpu/gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <memory>
-#include <new>
 
+#include "cpu/aligned.h"
 #include "cpu/isa.h"
 #include "cpu/parallel.h"
 
@@ -62,31 +62,6 @@ Ukernel<T> current_ukernel() {
     if (g_isa.avx2()) return static_cast<Ukernel<T>>(&gemm_ukernel_avx2);
 #endif
     return &ukernel_generic<T>;
-}
-
-// ----------------------------------------------------------------------------------------------
-// Aligned scratch buffers (packed panels)
-
-struct FreeDeleter {
-    void operator()(void* p) const { std::free(p); }
-};
-template <typename T>
-using Buffer = std::unique_ptr<T[], FreeDeleter>;
-
-constexpr int64_t kAlign = 64;  // bytes: a cache line, and enough for aligned ymm loads
-
-// n elements rounded up to whole cache lines, so consecutive per-thread slices stay aligned
-template <typename T>
-int64_t round_to_lines(int64_t n) {
-    constexpr int64_t per_line = kAlign / sizeof(T);
-    return (n + per_line - 1) / per_line * per_line;
-}
-
-template <typename T>
-Buffer<T> alloc_aligned(int64_t n) {
-    void* p = std::aligned_alloc(kAlign, std::max<int64_t>(round_to_lines<T>(n), 1) * sizeof(T));
-    if (!p) throw std::bad_alloc();
-    return Buffer<T>(static_cast<T*>(p));
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -141,9 +116,10 @@ void edge_tile(Ukernel<T> uk, int64_t kc, const T* Ap, const T* Bp, T* C, ptrdif
 }
 
 // C[0:mc, jr0*NR : jr1*NR] = Ap (mc x kc) @ Bp[:, panels jr0..jr1) + beta * C   (nc: B block width)
+// C(i, j) is at C[i * rsc + (j / NR) * psc + (j % NR) * csc]: psc = NR * csc for a strided C.
 template <typename T>
-void macro_kernel(Ukernel<T> uk, T* C, ptrdiff_t rsc, ptrdiff_t csc, const T* Ap, const T* Bp,
-                  int64_t mc, int64_t nc, int64_t kc, int64_t jr0, int64_t jr1, T beta) {
+void macro_kernel(Ukernel<T> uk, T* C, ptrdiff_t rsc, ptrdiff_t csc, ptrdiff_t psc, const T* Ap,
+                  const T* Bp, int64_t mc, int64_t nc, int64_t kc, int64_t jr0, int64_t jr1, T beta) {
     constexpr int MR = GemmBlocking<T>::MR, NR = GemmBlocking<T>::NR;
     for (int64_t jr = jr0; jr < jr1; ++jr) {
         const int64_t n = std::min<int64_t>(NR, nc - jr * NR);
@@ -151,7 +127,7 @@ void macro_kernel(Ukernel<T> uk, T* C, ptrdiff_t rsc, ptrdiff_t csc, const T* Ap
         for (int64_t ir = 0; ir < mc; ir += MR) {
             const int64_t m = std::min<int64_t>(MR, mc - ir);
             const T* Ap_i = Ap + ir * kc;  // (MR x kc)
-            T* C_ij = C + ir * rsc + jr * NR * csc;
+            T* C_ij = C + ir * rsc + jr * psc;
             if (m == MR && n == NR && csc == 1)
                 uk(kc, Ap_i, Bp_j, C_ij, rsc, beta);
             else
@@ -233,8 +209,8 @@ void gemm_team(Ukernel<T> uk, T* const* C, ptrdiff_t rsc, ptrdiff_t csc, const G
                     const int64_t mc = std::min<int64_t>(MC, m1 - ic);
                     // Ap = A[b][ic:ic+mc, pc:pc+kc]
                     pack_operand<MR>(A, Ap, b, ic, mc, pc, kc);
-                    macro_kernel(uk, C[b] + ic * rsc + jc * csc, rsc, csc, Ap, Bp_block, mc, nc, kc,
-                                 jr0, jr1, beta_pc);
+                    macro_kernel(uk, C[b] + ic * rsc + jc * csc, rsc, csc, NR * csc, Ap, Bp_block,
+                                 mc, nc, kc, jr0, jr1, beta_pc);
                 }
             }
         }
@@ -396,6 +372,44 @@ void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
                   const GemmOperand<double>& B, int64_t batch, int64_t M, int64_t N, int64_t K,
                   double beta) {
     gemm_batched_impl(C, rsc, csc, A, B, batch, M, N, K, beta);
+}
+
+// Packed operands: A (M x K) as op(i, p) = A[i * rs + p * cs], B (K x N) through its transpose.
+template <typename T>
+void pack_a_impl(T* Ap, const T* A, ptrdiff_t rs, ptrdiff_t cs, int64_t M, int64_t K) {
+    pack_panels<GemmBlocking<T>::MR>(Ap, A, rs, cs, M, K);
+}
+template <typename T>
+void pack_b_impl(T* Bp, const T* B, ptrdiff_t rs, ptrdiff_t cs, int64_t K, int64_t N) {
+    pack_panels<GemmBlocking<T>::NR>(Bp, B, cs, rs, N, K);
+}
+template <typename T>
+void gemm_packed_impl(T* C, ptrdiff_t rsc, ptrdiff_t psc, const T* Ap, const T* Bp, int64_t M,
+                      int64_t N, int64_t K, T beta) {
+    constexpr int NR = GemmBlocking<T>::NR;
+    if (M <= 0 || N <= 0) return;
+    macro_kernel(current_ukernel<T>(), C, rsc, 1, psc, Ap, Bp, M, N, K, 0, (N + NR - 1) / NR, beta);
+}
+
+void gemm_pack_a(float* Ap, const float* A, ptrdiff_t rs, ptrdiff_t cs, int64_t M, int64_t K) {
+    pack_a_impl(Ap, A, rs, cs, M, K);
+}
+void gemm_pack_a(double* Ap, const double* A, ptrdiff_t rs, ptrdiff_t cs, int64_t M, int64_t K) {
+    pack_a_impl(Ap, A, rs, cs, M, K);
+}
+void gemm_pack_b(float* Bp, const float* B, ptrdiff_t rs, ptrdiff_t cs, int64_t K, int64_t N) {
+    pack_b_impl(Bp, B, rs, cs, K, N);
+}
+void gemm_pack_b(double* Bp, const double* B, ptrdiff_t rs, ptrdiff_t cs, int64_t K, int64_t N) {
+    pack_b_impl(Bp, B, rs, cs, K, N);
+}
+void gemm_packed(float* C, ptrdiff_t rsc, ptrdiff_t psc, const float* Ap, const float* Bp, int64_t M,
+                 int64_t N, int64_t K, float beta) {
+    gemm_packed_impl(C, rsc, psc, Ap, Bp, M, N, K, beta);
+}
+void gemm_packed(double* C, ptrdiff_t rsc, ptrdiff_t psc, const double* Ap, const double* Bp,
+                 int64_t M, int64_t N, int64_t K, double beta) {
+    gemm_packed_impl(C, rsc, psc, Ap, Bp, M, N, K, beta);
 }
 
 void gemm(float* C, ptrdiff_t rsc, ptrdiff_t csc, const float* A, ptrdiff_t rsa, ptrdiff_t csa,

@@ -85,6 +85,29 @@ void gemm_batched(double* const* C, ptrdiff_t rsc, ptrdiff_t csc, const GemmOper
                   double beta);
 
 // ----------------------------------------------------------------------------------------------
+// Operands packed once, multiplied many times
+
+// A kernel that multiplies the same operand many times (attention: K and V of a head against
+// every query tile) packs it once and calls the macro-kernel itself. Packed layouts, with MR, NR
+// from GemmBlocking<T> below and the rows or columns past M or N zero:
+//   gemm_pack_a: A (M x K) at A[i * rs + p * cs]  ->  MR-row panels,
+//                Ap[(i / MR) * MR * K + p * MR + i % MR], round_up(M, MR) * K values
+//   gemm_pack_b: B (K x N) at B[p * rs + j * cs]  ->  NR-column panels,
+//                Bp[(j / NR) * NR * K + p * NR + j % NR], round_up(N, NR) * K values
+// Bp must be 64-byte aligned (alloc_aligned, aligned.h): the micro-kernel reads it with aligned loads.
+// gemm_packed: C = Ap @ Bp + beta * C on the calling thread, any K (no cache blocking), with
+//   C(i, j) at C[i * rsc + (j / NR) * psc + j % NR]. A row-major C has psc = NR; rsc = NR and
+//   psc = NR * M write C itself as the packed B (K' = M) of a later product.
+void gemm_pack_a(float* Ap, const float* A, ptrdiff_t rs, ptrdiff_t cs, int64_t M, int64_t K);
+void gemm_pack_a(double* Ap, const double* A, ptrdiff_t rs, ptrdiff_t cs, int64_t M, int64_t K);
+void gemm_pack_b(float* Bp, const float* B, ptrdiff_t rs, ptrdiff_t cs, int64_t K, int64_t N);
+void gemm_pack_b(double* Bp, const double* B, ptrdiff_t rs, ptrdiff_t cs, int64_t K, int64_t N);
+void gemm_packed(float* C, ptrdiff_t rsc, ptrdiff_t psc, const float* Ap, const float* Bp, int64_t M,
+                 int64_t N, int64_t K, float beta);
+void gemm_packed(double* C, ptrdiff_t rsc, ptrdiff_t psc, const double* Ap, const double* Bp,
+                 int64_t M, int64_t N, int64_t K, double beta);
+
+// ----------------------------------------------------------------------------------------------
 // Micro-kernel choice
 
 // The micro-kernel family in use: "avx2" or "generic".

@@ -165,7 +165,8 @@ T exp_sum_avx2(T* y, const T* x, T x0, int64_t n) {
 // Column primitives: w positions side by side, x[d * stride + j]. The rows d are walked in memory
 // order; the running value of each position lives in the output array (m or s: w values, in L1),
 // updated a vector of positions at a time, the last w % width positions with masked loads and
-// stores.
+// stores; or, for at most four vectors of positions (attention's panels of 16 queries), in
+// registers. Both give the same results (the same operations in the same order).
 
 // The vector of positions at p: every lane, or (Tail) the lanes in mask, `fill` in the others.
 template <typename T, bool Tail>
@@ -196,11 +197,54 @@ inline void for_each_column_vector(int64_t w, Fn fn) {
     if (j < w) fn(j, Y::tail_mask(w - j), std::true_type{});
 }
 
+// A narrow block (w <= 4 vectors) keeps the running values in registers: no load and store of
+// them per row, no dependency through memory from one row to the next.
+// fn(nv, tail, mask) with nv = std::integral_constant<int, NV>, NV = ceil(w / width) <= 4 vectors
+// covering the positions, tail = std::bool_constant: the last vector is partial, its lanes in mask.
+// Returns false, without calling fn, when w is wider.
+template <typename T, typename Fn>
+inline bool with_column_registers(int64_t w, Fn fn) {
+    using Y = Ymm<T>;
+    constexpr int W = Y::width;
+    const int nv = static_cast<int>((w + W - 1) / W);
+    if (w <= 0 || nv > 4) return false;
+    const V<T> mask = Y::tail_mask(w - (nv - 1) * W);  // all lanes when the last vector is full
+    const auto call = [&](auto NV) {
+        if (w % W == 0) fn(NV, std::false_type{}, mask);
+        else fn(NV, std::true_type{}, mask);
+    };
+    switch (nv) {
+        case 1: call(std::integral_constant<int, 1>{}); break;
+        case 2: call(std::integral_constant<int, 2>{}); break;
+        case 3: call(std::integral_constant<int, 3>{}); break;
+        default: call(std::integral_constant<int, 4>{}); break;
+    }
+    return true;
+}
+
 // m[j] = max_d x[d * stride + j]
 template <typename T>
 void col_max_avx2(T* m, const T* x, int64_t rows, int64_t stride, int64_t w) {
     using Y = Ymm<T>;
+    constexpr int W = Y::width;
     const V<T> ninf = Y::set1(T(-__builtin_inf()));
+    const bool done = with_column_registers<T>(w, [&](auto nv, auto tail, V<T> mask) {
+        constexpr int NV = decltype(nv)::value;
+        constexpr bool Tail = decltype(tail)::value;
+        V<T> acc[NV];
+#pragma GCC unroll 4
+        for (int u = 0; u < NV; ++u) acc[u] = ninf;
+        for (int64_t d = 0; d < rows; ++d) {
+            const T* xd = x + d * stride;  // (w)
+#pragma GCC unroll 4
+            for (int u = 0; u < NV - 1; ++u) acc[u] = Y::max(acc[u], Y::loadu(xd + u * W));
+            acc[NV - 1] = Y::max(acc[NV - 1], load_columns<T, Tail>(xd + (NV - 1) * W, mask, ninf));
+        }
+#pragma GCC unroll 4
+        for (int u = 0; u < NV - 1; ++u) Y::storeu(m + u * W, acc[u]);
+        store_columns<T, Tail>(m + (NV - 1) * W, mask, acc[NV - 1]);
+    });
+    if (done) return;
     for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
         store_columns<T, decltype(tail)::value>(m + j, mask, ninf);
     });
@@ -219,6 +263,38 @@ void col_max_avx2(T* m, const T* x, int64_t rows, int64_t stride, int64_t w) {
 template <typename T>
 void col_exp_sum_avx2(T* s, T* e, const T* x, const T* x0, int64_t rows, int64_t stride, int64_t w) {
     using Y = Ymm<T>;
+    constexpr int W = Y::width;
+    const bool done = with_column_registers<T>(w, [&](auto nv, auto tail, V<T> mask) {
+        constexpr int NV = decltype(nv)::value;
+        constexpr bool Tail = decltype(tail)::value;
+        V<T> shift[NV], acc[NV];
+#pragma GCC unroll 4
+        for (int u = 0; u < NV; ++u) {
+            const bool part = Tail && u == NV - 1;
+            shift[u] = !x0 ? Y::zero() : part ? load_columns<T, true>(x0 + u * W, mask, Y::zero()) : Y::loadu(x0 + u * W);
+            acc[u] = Y::zero();
+        }
+        for (int64_t d = 0; d < rows; ++d) {
+            const T* xd = x + d * stride;  // (w)
+            T* ed = e ? e + d * stride : nullptr;
+#pragma GCC unroll 4
+            for (int u = 0; u < NV - 1; ++u) {
+                const V<T> v = vexp<T>(Y::sub(Y::loadu(xd + u * W), shift[u]));
+                if (ed) Y::storeu(ed + u * W, v);
+                acc[u] = Y::add(acc[u], v);
+            }
+            V<T> v = vexp<T>(Y::sub(load_columns<T, Tail>(xd + (NV - 1) * W, mask, Y::zero()), shift[NV - 1]));
+            if constexpr (Tail) v = Y::select(mask, v, Y::zero());
+            if (ed) store_columns<T, Tail>(ed + (NV - 1) * W, mask, v);
+            acc[NV - 1] = Y::add(acc[NV - 1], v);
+        }
+        if (s) {
+#pragma GCC unroll 4
+            for (int u = 0; u < NV - 1; ++u) Y::storeu(s + u * W, acc[u]);
+            store_columns<T, Tail>(s + (NV - 1) * W, mask, acc[NV - 1]);
+        }
+    });
+    if (done) return;
     if (s) {
         for_each_column_vector<T>(w, [&](int64_t j, V<T> mask, auto tail) {
             store_columns<T, decltype(tail)::value>(s + j, mask, Y::zero());

@@ -1,6 +1,8 @@
 """Scaled dot-product attention, as torch.nn.functional.scaled_dot_product_attention defines it
 (its "math" path), except that a row whose every key is masked gives zeros and zero gradients,
-not NaN. Computed in float64 whatever the input dtype; the results are float64.
+not NaN. Computed in `dtype`, whatever the input dtype: float64 by default, the accuracy spec the
+tests check the kernels against; the benchmarks pass float32, so that the baseline they time
+computes in the kernels' own precision.
 
     scores = scale * q @ k^T + mask     (..., L, S); scale defaults to 1/sqrt(E); a bool mask
                                         puts -inf where it is False; is_causal keeps j <= i
@@ -45,29 +47,29 @@ def attention_dropout_keep(seed, batch_shape, L, S, p):
     return (z >> np.uint64(32)) >= np.uint64(int(p * 2**32))
 
 
-def _scale_of(q, scale):
-    return 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+def _scale_of(q, scale, dtype):
+    return dtype(1.0 / np.sqrt(q.shape[-1]) if scale is None else scale)
 
 
-def _dropout_factors(batch, L, S, dropout_p, seed):
+def _dropout_factors(batch, L, S, dropout_p, seed, dtype):
     """Z: 1/(1-p) where kept, 0 where dropped (1 everywhere when dropout_p = 0)."""
     if dropout_p == 0:
         return 1.0
     kept = 1.0 / (1.0 - dropout_p) if dropout_p < 1 else 0.0
-    return attention_dropout_keep(seed, batch, L, S, dropout_p) * kept
+    return attention_dropout_keep(seed, batch, L, S, dropout_p) * dtype(kept)
 
 
-def _probabilities(q, k, attn_mask, is_causal, scale):
-    """P = softmax(scale * q k^T + mask) in float64, zeros for rows with every key masked."""
-    q, k = np.asarray(q, np.float64), np.asarray(k, np.float64)
+def _probabilities(q, k, attn_mask, is_causal, scale, dtype):
+    """P = softmax(scale * q k^T + mask) in dtype, zeros for rows with every key masked."""
+    q, k = np.asarray(q, dtype), np.asarray(k, dtype)
     L, S = q.shape[-2], k.shape[-2]
-    scores = _scale_of(q, scale) * (q @ np.swapaxes(k, -1, -2))
+    scores = _scale_of(q, scale, dtype) * (q @ np.swapaxes(k, -1, -2))
     if attn_mask is not None:
         attn_mask = np.asarray(attn_mask)
         if attn_mask.dtype == np.bool_:
             scores = np.where(attn_mask, scores, -np.inf)
         else:
-            scores = scores + attn_mask
+            scores = scores + attn_mask.astype(dtype)
     if is_causal:
         scores = np.where(np.tril(np.ones((L, S), dtype=np.bool_)), scores, -np.inf)
     m = scores.max(axis=-1, keepdims=True)
@@ -84,25 +86,28 @@ def _sum_to_shape(x, shape):
     return x.sum(axis=stretched, keepdims=True)
 
 
-def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, seed=0):
-    """out (*batch, L, Ev) in float64; `seed` picks the dropout mask (used only when dropout_p > 0)."""
-    P = _probabilities(q, k, attn_mask, is_causal, scale)
-    Z = _dropout_factors(P.shape[:-2], P.shape[-2], P.shape[-1], dropout_p, seed)
-    return (Z * P) @ np.asarray(v, np.float64)
+def scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, seed=0,
+                                 dtype=np.float64):
+    """out (*batch, L, Ev) in `dtype`; `seed` picks the dropout mask (used only when dropout_p > 0)."""
+    dtype = np.dtype(dtype).type
+    P = _probabilities(q, k, attn_mask, is_causal, scale, dtype)
+    Z = _dropout_factors(P.shape[:-2], P.shape[-2], P.shape[-1], dropout_p, seed, dtype)
+    return (Z * P) @ np.asarray(v, dtype)
 
 
 def scaled_dot_product_attention_backward(grad_out, q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False,
-                                          scale=None, seed=0):
-    """(dq, dk, dv) in float64 with the shapes of q, k, v, for out = scaled_dot_product_attention(...)."""
-    q64, k64, v64 = (np.asarray(x, np.float64) for x in (q, k, v))
-    dO = np.asarray(grad_out, np.float64)
-    P = _probabilities(q64, k64, attn_mask, is_causal, scale)
-    Z = _dropout_factors(P.shape[:-2], P.shape[-2], P.shape[-1], dropout_p, seed)
+                                          scale=None, seed=0, dtype=np.float64):
+    """(dq, dk, dv) in `dtype` with the shapes of q, k, v, for out = scaled_dot_product_attention(...)."""
+    dtype = np.dtype(dtype).type
+    qd, kd, vd = (np.asarray(x, dtype) for x in (q, k, v))
+    dO = np.asarray(grad_out, dtype)
+    P = _probabilities(qd, kd, attn_mask, is_causal, scale, dtype)
+    Z = _dropout_factors(P.shape[:-2], P.shape[-2], P.shape[-1], dropout_p, seed, dtype)
     T = lambda x: np.swapaxes(x, -1, -2)  # noqa: E731
 
     dv = T(Z * P) @ dO
-    dP = Z * (dO @ T(v64))
-    dS = _scale_of(q64, scale) * P * (dP - (P * dP).sum(axis=-1, keepdims=True))
-    dq = dS @ k64
-    dk = T(dS) @ q64
+    dP = Z * (dO @ T(vd))
+    dS = _scale_of(qd, scale, dtype) * P * (dP - (P * dP).sum(axis=-1, keepdims=True))
+    dq = dS @ kd
+    dk = T(dS) @ qd
     return tuple(_sum_to_shape(g, np.shape(x)) for g, x in ((dq, q), (dk, k), (dv, v)))
