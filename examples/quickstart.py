@@ -1,7 +1,10 @@
 """Quick start: train a two-layer MLP on generated data (two interleaved half-moons) with
 kernelgrad's autograd and a hand-written SGD step, then report the test accuracy.
 
-    python examples/quickstart.py [--epochs 300] [--seed 0] [--device cpu]
+    python examples/quickstart.py [--epochs 300] [--seed 0] [--device cpu] [--l1 1e-4] [--l2 1e-3]
+
+--l1 / --l2 add an L1 and an L2 penalty on the weights to the loss (both: elastic net), one line
+of tensor code each.
 
 Everything here is the tensor API of this release: kg.randn, F.linear (on the C++ GEMM), relu,
 logsumexp for a stable cross-entropy, .backward() and in-place updates under kg.no_grad().
@@ -43,6 +46,8 @@ def main():
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--lr", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--l1", type=float, default=0.0, help="L1 penalty on the weights (elastic net with --l2)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 penalty on the weights")
     _common.add_device_argument(p)
     args = p.parse_args()
     dev = _common.device(args.device)
@@ -68,6 +73,8 @@ def main():
     start = time.perf_counter()
     for epoch in range(1, args.epochs + 1):
         loss = cross_entropy(model(x_train), y_train)
+        if args.l1 or args.l2:  # elastic net: L1 + L2 penalties on the weights, one line each
+            loss = loss + args.l1 * (w1.abs().sum() + w2.abs().sum()) + args.l2 * ((w1 ** 2).sum() + (w2 ** 2).sum())
         for p_ in params:
             p_.grad = None
         loss.backward()

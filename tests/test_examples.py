@@ -28,6 +28,18 @@ def test_quickstart(monkeypatch):
     assert load("quickstart").main() > 0.85
 
 
+def test_quickstart_elastic_net_penalty_raises_the_loss(monkeypatch, capsys):
+    """--l1/--l2 add the elastic-net penalty to the printed loss (epoch 1: same weights, so the
+    difference is the penalty itself)."""
+    losses = {}
+    for extra in ([], ["--l1", "0.01", "--l2", "0.01"]):
+        monkeypatch.setattr(sys, "argv", ["quickstart.py", "--epochs", "1"] + extra)
+        load("quickstart").main()
+        first = capsys.readouterr().out.splitlines()[0]
+        losses[bool(extra)] = float(first.split("loss")[1])
+    assert losses[True] > losses[False] + 0.01
+
+
 needs_cuda = pytest.mark.skipif(not kg.cuda.is_available(), reason="no CUDA device or emulator in this build")
 
 
