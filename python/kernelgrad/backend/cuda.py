@@ -477,11 +477,16 @@ def _out_for(out, shape, dtype):
     return out
 
 
+def _broadcast_operands(dtypes, *xs):
+    """The operands as device arrays of `dtypes` (one each), broadcast to their common shape."""
+    xs = [_operand(x, d) for x, d in zip(xs, dtypes)]
+    shape = _broadcast_shapes(*[x.shape for x in xs])
+    return shape, [broadcast_to(x, shape) for x in xs]
+
+
 def _binary(op, a, b, out=None, dtype=None):
     dtype = dtype or _result_type(a, b)
-    a, b = _operand(a, dtype), _operand(b, dtype)
-    shape = _broadcast_shapes(a.shape, b.shape)
-    a, b = broadcast_to(a, shape), broadcast_to(b, shape)
+    shape, (a, b) = _broadcast_operands((dtype, dtype), a, b)
     if out is not None and out.dtype != dtype:
         tmp = _binary(op, a, b)
         _copy_into(out, tmp)
@@ -573,9 +578,7 @@ def logical_not(a):
 
 def _compare(op, a, b):
     dtype = _result_type(a, b)
-    a, b = _operand(a, dtype), _operand(b, dtype)
-    shape = _broadcast_shapes(a.shape, b.shape)
-    a, b = broadcast_to(a, shape), broadcast_to(b, shape)
+    shape, (a, b) = _broadcast_operands((dtype, dtype), a, b)
     out = _new(shape, _BOOL)
     _m.compare(op, _CODES[dtype], out._ptr, list(out._strides), a._ptr, list(a._strides), b._ptr,
                list(b._strides), list(shape))
@@ -608,9 +611,7 @@ def logical_or(a, b):
 
 def where(cond, a, b):
     dtype = _result_type(a, b)
-    cond, a, b = _operand(cond, _BOOL), _operand(a, dtype), _operand(b, dtype)
-    shape = _broadcast_shapes(cond.shape, a.shape, b.shape)
-    cond, a, b = (broadcast_to(x, shape) for x in (cond, a, b))
+    shape, (cond, a, b) = _broadcast_operands((_BOOL, dtype, dtype), cond, a, b)
     out = _new(shape, dtype)
     _m.where(_CODES[dtype], out._ptr, list(out._strides), cond._ptr, list(cond._strides), a._ptr,
              list(a._strides), b._ptr, list(b._strides), list(shape))
